@@ -1,0 +1,82 @@
+"""``python -m ganreport {train,report,profiles}``: a thin CLI over the package.
+
+Errors meant for the user (:class:`GanreportError`) are printed as one message, not a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .errors import GanreportError
+
+
+def _cmd_train(a: argparse.Namespace) -> None:
+    from . import train
+
+    kw = {}
+    for item in a.set or []:
+        k, _, v = item.partition("=")
+        kw[k] = _literal(v)
+    res = train.train_model(a.model, a.dataset, out_dir=a.out, profile=a.profile, seed=a.seed,
+                            steps=(2 if a.dry_run else a.steps), batch_size=a.batch_size, **kw)
+    print(f"{a.model}: {res.steps} steps ({res.steps - res.resumed_from} this run) in {res.seconds:.1f} s "
+          f"({res.steps_per_s:.1f} steps/s); checkpoint {res.checkpoint}")
+
+
+def _literal(v: str):
+    import ast
+
+    try:
+        return ast.literal_eval(v)
+    except (ValueError, SyntaxError):
+        return v
+
+
+def _cmd_report(a: argparse.Namespace) -> None:
+    from . import report
+
+    report.build_report(a.profile, skip_run=a.skip_run)
+
+
+def _cmd_profiles(a: argparse.Namespace) -> None:
+    from . import config
+
+    for name in config.PROFILES:
+        print(name, config.load_profile(name))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m ganreport", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    t = sub.add_parser("train", help="train one architecture")
+    t.add_argument("--model", required=True)
+    t.add_argument("--dataset", default="mnist")
+    t.add_argument("--profile", default="smoke")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--steps", type=int)
+    t.add_argument("--batch-size", type=int)
+    t.add_argument("--out", help="output folder (default runs/<profile>/<dataset>/<model>)")
+    t.add_argument("--set", action="append", metavar="KEY=VALUE", help="model parameter override, e.g. g_width=64")
+    t.add_argument("--dry-run", action="store_true", help="two steps only (CI)")
+    t.set_defaults(fn=_cmd_train)
+    r = sub.add_parser("report", help="run the notebooks and build reports/report.{html,pdf}")
+    r.add_argument("--profile", default="quick")
+    r.add_argument("--skip-run", action="store_true", help="only merge already executed notebooks")
+    r.set_defaults(fn=_cmd_report)
+    pr = sub.add_parser("profiles", help="print the profiles")
+    pr.set_defaults(fn=_cmd_profiles)
+    a = p.parse_args(argv)
+    try:
+        a.fn(a)
+    except GanreportError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; the last checkpoint is kept, run the same command to resume", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

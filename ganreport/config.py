@@ -1,0 +1,70 @@
+"""Every path and every profile, in one place.
+
+Paths are derived from the project root (the folder holding ``pyproject.toml``); the environment
+variable ``GANREPORT_ROOT`` overrides it (tests use this to write into a temporary folder).
+
+Profiles are the Papermill parameter files ``profiles/<name>.yaml``: flat ``key: value`` maps
+that the notebooks' ``parameters`` cells mirror (the notebook defaults equal ``smoke``).
+:func:`load_profile` is the single reader.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ConfigError
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+PROJ_ROOT = Path(os.environ.get("GANREPORT_ROOT", PACKAGE_DIR.parent)).resolve()
+DATA_DIR = PROJ_ROOT / "data"
+CACHE_DIR = DATA_DIR / "cache"
+RUNS_DIR = PROJ_ROOT / "runs"
+FIGURES_DIR = PROJ_ROOT / "figures"
+REPORTS_DIR = PROJ_ROOT / "reports"
+NOTEBOOKS_DIR = PACKAGE_DIR.parent / "notebooks"
+PROFILES_DIR = PACKAGE_DIR.parent / "profiles"
+
+PROFILES = ("smoke", "quick", "full")
+NOTEBOOKS = ("01_train", "02_quantitative", "03_qualitative", "04_comparison")
+
+
+def load_profile(name: str) -> dict[str, Any]:
+    """Parameters of profile ``name`` (``smoke``, ``quick``, ``full`` or a path to a YAML file)."""
+    path = Path(name)
+    if path.suffix not in (".yaml", ".yml"):
+        path = PROFILES_DIR / f"{name}.yaml"
+    if not path.is_file():
+        raise ConfigError(
+            f"unknown profile {name!r}: no file {path}; known: {', '.join(PROFILES)}"
+        )
+    with open(path) as fh:
+        params = yaml.safe_load(fh) or {}
+    if not isinstance(params, dict):
+        raise ConfigError(f"profile file {path} must hold a mapping of parameters")
+    return params
+
+
+def run_dir(profile: str, root: Path | None = None) -> Path:
+    """``runs/<profile>/``: checkpoints, metrics.jsonl, executed notebooks, figures of one profile."""
+    if not profile or "/" in profile or profile.startswith("."):
+        raise ConfigError(f"invalid profile name {profile!r}")
+    d = (root or RUNS_DIR) / profile
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def model_dir(profile: str, model: str, dataset: str = "mnist", root: Path | None = None) -> Path:
+    """``runs/<profile>/<dataset>/<model>/``: one trained model's checkpoints, log and samples."""
+    d = run_dir(profile, root) / dataset / model
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def figure_dir(profile: str, root: Path | None = None) -> Path:
+    d = run_dir(profile, root) / "figures"
+    d.mkdir(parents=True, exist_ok=True)
+    return d

@@ -1,0 +1,122 @@
+"""Model registry: a name builds a (generator, discriminator) pair and says how to train it.
+
+Conventions every architecture follows (the rest of the package relies on them):
+
+- ``G(z)`` maps ``z`` of shape ``(B, G.z_dim)`` to images ``(B, C, H, W)`` in [-1, 1] (tanh).
+- ``G.train_forward(z, rng)`` is what the trainer calls (StyleGAN mixes styles there, drawing
+  from the seeded ``torch.Generator`` ``rng``); it defaults to ``G(z)``.
+- ``D(x)`` maps images to raw scores ``(B,)`` (logits for the non-saturating loss, critic
+  values for WGAN-GP).
+- ``G.layers()`` / ``D.layers()`` return an ordered ``{name: module}`` of the blocks whose
+  outputs are meaningful feature maps (dissection and attribution hook them).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError
+from ..registry import Registry
+
+
+class Generator(nn.Module):
+    """Base class of generators: ``z_dim``, ``img_shape`` and the hooks the trainer uses."""
+
+    z_dim: int
+    img_shape: tuple[int, int, int]
+
+    def train_forward(self, z: torch.Tensor, rng: torch.Generator | None = None) -> torch.Tensor:
+        return self(z)
+
+    def sample_z(self, n: int, rng: torch.Generator | None = None, device: torch.device | str = "cpu") -> torch.Tensor:
+        """Standard normal latents from the seeded generator ``rng`` (drawn on CPU, then moved)."""
+        return torch.randn(n, self.z_dim, generator=rng).to(device)
+
+    def layers(self) -> "OrderedDict[str, nn.Module]":
+        raise NotImplementedError(f"{type(self).__name__} does not list its layers")
+
+
+class Discriminator(nn.Module):
+    """Base class of discriminators/critics: ``D(x) -> (B,)`` scores."""
+
+    img_shape: tuple[int, int, int]
+
+    def layers(self) -> "OrderedDict[str, nn.Module]":
+        raise NotImplementedError(f"{type(self).__name__} does not list its layers")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """How to build and train one architecture.
+
+    Attributes
+    ----------
+    build_g, build_d : callables ``(img_shape, **kwargs) -> module``.
+    loss : ``"ns"`` (non-saturating GAN loss) or ``"wgan_gp"``.
+    defaults : default keyword arguments (widths, z_dim, learning rates, n_critic...).
+    g_keys, d_keys : which keyword arguments go to ``build_g`` / ``build_d``.
+    """
+
+    name: str
+    build_g: Callable[..., Generator]
+    build_d: Callable[..., Discriminator]
+    loss: str = "ns"
+    defaults: dict[str, Any] = field(default_factory=dict)
+    g_keys: tuple[str, ...] = ()
+    d_keys: tuple[str, ...] = ()
+    description: str = ""
+
+
+MODELS: Registry[ModelSpec] = Registry("model")
+
+TRAIN_KEYS = ("lr_g", "lr_d", "betas", "n_critic", "gp_lambda", "r1_gamma", "ema", "style_mixing")
+
+
+def register(spec: ModelSpec) -> ModelSpec:
+    MODELS.add(spec.name, spec)
+    return spec
+
+
+def resolve_kwargs(name: str, **kw: Any) -> dict[str, Any]:
+    """The spec's defaults updated with ``kw``; unknown keys are an error that lists the valid ones."""
+    spec = MODELS.get(name)
+    params = dict(spec.defaults)
+    valid = set(spec.g_keys) | set(spec.d_keys) | set(TRAIN_KEYS) | set(spec.defaults)
+    for k, v in kw.items():
+        if v is None:
+            continue
+        if k not in valid:
+            raise ConfigError(f"model {name!r} has no parameter {k!r}; valid: {', '.join(sorted(valid))}")
+        params[k] = v
+    return params
+
+
+def build(name: str, img_shape: tuple[int, int, int], **kw: Any) -> tuple[Generator, Discriminator, dict[str, Any]]:
+    """Build ``(G, D, params)`` for architecture ``name`` on images of shape ``img_shape``."""
+    spec = MODELS.get(name)
+    params = resolve_kwargs(name, **kw)
+    g = spec.build_g(tuple(img_shape), **{k: params[k] for k in spec.g_keys if k in params})
+    d = spec.build_d(tuple(img_shape), **{k: params[k] for k in spec.d_keys if k in params})
+    return g, d, params
+
+
+def count_params(m: nn.Module) -> int:
+    return sum(p.numel() for p in m.parameters())
+
+
+def check_img_shape(img_shape: tuple[int, int, int], allowed_sizes: tuple[int, ...] = (28, 32)) -> tuple[int, int, int]:
+    c, h, w = img_shape
+    if h != w or h not in allowed_sizes or c not in (1, 3):
+        raise ConfigError(
+            f"image shape {img_shape} not supported: need (C, S, S) with C in (1, 3) and S in {allowed_sizes}"
+        )
+    return img_shape
+
+
+from . import dcgan  # noqa: E402,F401  (registers the architectures)

@@ -1,0 +1,456 @@
+"""The training loop shared by every architecture.
+
+One ``Trainer`` trains any registered model (``ganreport.models.MODELS``) on an :class:`ImageData`:
+Adam for G and D, ``n_critic`` D steps per G step, an optional EMA of G, a fixed noise batch
+for progress grids, checkpoints (safetensors + JSON, atomic) every ``ckpt_every`` steps, resume
+from the last good checkpoint, a NaN/inf guard, a JSON-lines training log and callbacks every N
+steps (metric-vs-step curves). Every random draw comes from one seeded ``torch.Generator`` whose
+state is checkpointed, so an interrupted and resumed run equals an uninterrupted one bit for bit
+on the CPU.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import math
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from . import io, losses
+from .data import ImageData
+from .errors import CheckpointError, ConfigError, TrainingDiverged
+from .models import MODELS, Discriminator, Generator, build
+
+CKPT_GLOB = "step_*.safetensors"
+Callback = Callable[["Trainer", int], "dict[str, Any] | None"]
+
+
+@dataclass
+class TrainConfig:
+    """Loop settings (the architecture's own settings live in the model registry's defaults)."""
+
+    steps: int = 1000
+    batch_size: int = 64
+    ckpt_every: int = 250
+    log_every: int = 25
+    grid_every: int = 250
+    keep_last: int = 3
+    n_grid: int = 64
+    seed: int = 0
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        for k in ("steps", "batch_size", "ckpt_every", "log_every", "grid_every", "keep_last", "n_grid"):
+            v = getattr(self, k)
+            if not isinstance(v, int) or v < 1:
+                raise ConfigError(f"train setting {k} must be a positive integer, got {v!r}")
+
+
+@dataclass
+class TrainResult:
+    model: str
+    out_dir: Path
+    steps: int
+    resumed_from: int
+    seconds: float
+    checkpoint: Path | None
+    log: list[dict] = field(default_factory=list)
+
+    @property
+    def steps_per_s(self) -> float:
+        done = self.steps - self.resumed_from
+        return done / self.seconds if self.seconds > 0 else float("nan")
+
+
+def pick_device(device: str = "auto") -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def data_hash(data: ImageData) -> str:
+    h = hashlib.sha1()
+    h.update(f"{data.name}/{data.split}/{tuple(data.images.shape)}".encode())
+    h.update(data.images.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+class Trainer:
+    """Train architecture ``model`` on ``data``, writing into ``out_dir``.
+
+    Parameters
+    ----------
+    model : registry name (``dcgan``, ``stylegan``, ``wgan_gp``...).
+    data : training images in [-1, 1].
+    out_dir : folder for ``checkpoints/``, ``samples/``, ``train_log.jsonl``.
+    cfg : loop settings.
+    resume : continue from the last good checkpoint in ``out_dir`` when there is one.
+    **model_kw : overrides of the registry defaults (``g_width``, ``lr_d``, ``n_critic``...).
+    """
+
+    def __init__(self, model: str, data: ImageData, out_dir: str | Path, cfg: TrainConfig | None = None,
+                 resume: bool = True, **model_kw: Any) -> None:
+        self.cfg = cfg or TrainConfig()
+        self.model_name = model
+        self.spec = MODELS.get(model)
+        self.data = data
+        self.out_dir = Path(out_dir)
+        self.device = pick_device(self.cfg.device)
+        self.images = data.images.to(self.device)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.cfg.seed)  # weight initialisation is seeded too
+            self.G, self.D, self.params = build(model, data.shape, **model_kw)
+        self.G.to(self.device)
+        self.D.to(self.device)
+        p = self.params
+        betas = tuple(p.get("betas", (0.5, 0.999)))
+        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=p.get("lr_g", 2e-4), betas=betas)
+        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=p.get("lr_d", 2e-4), betas=betas)
+        self.ema_beta = float(p.get("ema") or 0.0)
+        self.G_ema: Generator | None = copy.deepcopy(self.G).eval().requires_grad_(False) if self.ema_beta > 0 else None
+        self.rng = torch.Generator().manual_seed(self.cfg.seed)
+        self.fixed_z = self.G.sample_z(self.cfg.n_grid, torch.Generator().manual_seed(self.cfg.seed + 10_007), self.device)
+        self.step = 0
+        self.callbacks: list[tuple[int, Callback]] = []
+        self.data_hash = data_hash(data)
+        self.resumed_from = 0
+        if resume:
+            self._resume()
+
+    # ------------------------------------------------------------------ public API
+    def add_callback(self, fn: Callback, every: int) -> None:
+        """Call ``fn(trainer, step)`` every ``every`` steps; a returned dict goes to ``callbacks.jsonl``."""
+        if every < 1:
+            raise ConfigError(f"callback interval must be >= 1, got {every}")
+        self.callbacks.append((every, fn))
+
+    @property
+    def generator(self) -> Generator:
+        """The generator to sample from: the EMA copy when enabled."""
+        return self.G_ema if self.G_ema is not None else self.G
+
+    def fit(self, steps: int | None = None, progress: bool = True) -> TrainResult:
+        """Train until ``steps`` (default ``cfg.steps``) total steps; returns timing and the log."""
+        total = steps or self.cfg.steps
+        start_step, t0 = self.step, time.perf_counter()
+        log_rows: list[dict] = []
+        n_critic = int(self.params.get("n_critic", 1))
+        bar = tqdm(total=total, initial=self.step, desc=f"train {self.model_name}", disable=not progress,
+                   mininterval=2.0, dynamic_ncols=False, ncols=100)
+        last_ckpt = self.latest_checkpoint()
+        try:
+            while self.step < total:
+                d_stats = {}
+                for _ in range(n_critic):
+                    d_stats = self._d_step()
+                g_loss = self._g_step()
+                self.step += 1
+                bar.update(1)
+                d_loss = d_stats["d_loss"]
+                if not (math.isfinite(d_loss) and math.isfinite(g_loss)):
+                    where = f"{last_ckpt} (step {self._ckpt_step(last_ckpt)})" if last_ckpt else "none (no checkpoint yet)"
+                    raise TrainingDiverged(
+                        f"{self.model_name}: loss became non-finite at step {self.step} "
+                        f"(d_loss={d_loss}, g_loss={g_loss}); last good checkpoint: {where}. "
+                        "Lower the learning rates or change the seed, then train again to resume from it."
+                    )
+                if self.step % self.cfg.log_every == 0 or self.step == total:
+                    row = {"step": self.step, "g_loss": g_loss, **d_stats,
+                           "time_s": round(time.perf_counter() - t0, 4)}
+                    log_rows.append(row)
+                    io.append_jsonl(self.out_dir / "train_log.jsonl", [row])
+                    bar.set_postfix(d=f"{d_loss:.3f}", g=f"{g_loss:.3f}", refresh=False)
+                if self.step % self.cfg.grid_every == 0 or self.step == total:
+                    self.save_grid()
+                for every, fn in self.callbacks:
+                    if self.step % every == 0:
+                        out = fn(self, self.step)
+                        if out:
+                            io.append_jsonl(self.out_dir / "callbacks.jsonl", [{"step": self.step, **out}])
+                if self.step % self.cfg.ckpt_every == 0 or self.step == total:
+                    last_ckpt = self.save_checkpoint()
+        finally:
+            bar.close()
+        return TrainResult(self.model_name, self.out_dir, self.step, start_step,
+                           time.perf_counter() - t0, last_ckpt, log_rows)
+
+    # ------------------------------------------------------------------ steps
+    def _batch(self) -> torch.Tensor:
+        idx = torch.randint(len(self.images), (self.cfg.batch_size,), generator=self.rng)
+        return self.images[idx.to(self.images.device)]
+
+    def _z(self) -> torch.Tensor:
+        return self.G.sample_z(self.cfg.batch_size, self.rng, self.device)
+
+    def _d_step(self) -> dict[str, float]:
+        real = self._batch()
+        with torch.no_grad():
+            fake = self.G.train_forward(self._z(), self.rng)
+        d_real, d_fake = self.D(real), self.D(fake)
+        stats: dict[str, float] = {}
+        if self.spec.loss == "wgan_gp":
+            loss = losses.wgan_d_loss(d_real, d_fake)
+            gp = losses.gradient_penalty(self.D, real, fake, self.rng)
+            stats["gp"] = float(gp)
+            if not math.isfinite(stats["gp"]):
+                raise TrainingDiverged(
+                    f"{self.model_name}: gradient penalty became {stats['gp']} at step {self.step + 1}; "
+                    f"last good checkpoint: {self.latest_checkpoint()}. Lower lr_d or gp_lambda and resume."
+                )
+            loss = loss + float(self.params.get("gp_lambda", 10.0)) * gp
+        else:
+            loss = losses.ns_d_loss(d_real, d_fake)
+        gamma = float(self.params.get("r1_gamma") or 0.0)
+        if gamma > 0 and self.step % 4 == 0:  # lazy R1 (StyleGAN2): every 4 steps, scaled by 4
+            r1 = losses.r1_penalty(self.D, real)
+            stats["r1"] = float(r1)
+            loss = loss + gamma / 2 * r1 * 4
+        self.opt_d.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_d.step()
+        stats.update(d_loss=float(loss), d_real=float(d_real.mean()), d_fake=float(d_fake.mean()))
+        return stats
+
+    def _g_step(self) -> float:
+        fake = self.G.train_forward(self._z(), self.rng)
+        d_fake = self.D(fake)
+        loss = losses.wgan_g_loss(d_fake) if self.spec.loss == "wgan_gp" else losses.ns_g_loss(d_fake)
+        self.opt_g.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_g.step()
+        if self.G_ema is not None:
+            with torch.no_grad():
+                for pe, p in zip(self.G_ema.parameters(), self.G.parameters()):
+                    pe.lerp_(p, 1.0 - self.ema_beta)
+                for be, b in zip(self.G_ema.buffers(), self.G.buffers()):
+                    be.copy_(b)
+        return float(loss)
+
+    # ------------------------------------------------------------------ grids
+    @torch.no_grad()
+    def save_grid(self) -> Path:
+        from .viz import save_grid
+
+        g = self.generator
+        was_training = g.training
+        g.eval()
+        imgs = g(self.fixed_z).cpu()
+        g.train(was_training)
+        path = self.out_dir / "samples" / f"step_{self.step:06d}.png"
+        save_grid(imgs, path)
+        return path
+
+    # ------------------------------------------------------------------ checkpoints
+    def _meta(self) -> dict[str, Any]:
+        return {
+            "model": self.model_name,
+            "params": {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.params.items()},
+            "img_shape": list(self.data.shape),
+            "dataset": self.data.name,
+            "data_hash": self.data_hash,
+            "seed": self.cfg.seed,
+            "step": self.step,
+            "train_config": {k: v for k, v in asdict(self.cfg).items() if k not in ("steps", "device")},
+            "ema": self.G_ema is not None,
+            "torch": torch.__version__,
+        }
+
+    def save_checkpoint(self) -> Path:
+        t: dict[str, torch.Tensor] = {}
+        for prefix, mod in (("G", self.G), ("D", self.D), ("G_ema", self.G_ema)):
+            if mod is not None:
+                t.update({f"{prefix}.{k}": v for k, v in mod.state_dict().items()})
+        meta = self._meta()
+        for prefix, opt in (("opt_g", self.opt_g), ("opt_d", self.opt_d)):
+            tens, groups = _flatten_optimizer(opt, prefix)
+            t.update(tens)
+            meta[prefix] = groups
+        t["rng_state"] = self.rng.get_state()
+        path = self.out_dir / "checkpoints" / f"step_{self.step:06d}.safetensors"
+        io.save_checkpoint(path, t, meta)
+        self._prune()
+        return path
+
+    def _prune(self) -> None:
+        ckpts = sorted((self.out_dir / "checkpoints").glob(CKPT_GLOB))
+        for old in ckpts[: -self.cfg.keep_last]:
+            io.meta_path(old).unlink(missing_ok=True)
+            old.unlink(missing_ok=True)
+
+    def latest_checkpoint(self) -> Path | None:
+        return latest_checkpoint(self.out_dir)
+
+    @staticmethod
+    def _ckpt_step(path: Path | None) -> int:
+        return int(path.stem.split("_")[1]) if path else 0
+
+    def _resume(self) -> None:
+        ckpts = sorted((self.out_dir / "checkpoints").glob(CKPT_GLOB), reverse=True)
+        for path in ckpts:
+            try:
+                tensors, meta = io.load_checkpoint(path)
+            except CheckpointError as e:
+                warnings.warn(f"skipping bad checkpoint: {e}", stacklevel=2)
+                continue
+            self._check_compatible(meta, path)
+            self.load_state(tensors, meta)
+            self.resumed_from = self.step
+            _truncate_log(self.out_dir / "train_log.jsonl", self.step)
+            _truncate_log(self.out_dir / "callbacks.jsonl", self.step)
+            return
+        if ckpts:
+            warnings.warn(f"no readable checkpoint in {self.out_dir / 'checkpoints'}; starting from step 0", stacklevel=2)
+        _truncate_log(self.out_dir / "train_log.jsonl", 0)
+        _truncate_log(self.out_dir / "callbacks.jsonl", 0)
+
+    def _check_compatible(self, meta: dict, path: Path) -> None:
+        mine = self._meta()
+        for key in ("model", "params", "img_shape", "data_hash", "seed"):
+            if json.dumps(meta.get(key), sort_keys=True) != json.dumps(mine[key], sort_keys=True):
+                raise CheckpointError(
+                    f"checkpoint {path} was trained with a different {key} "
+                    f"({meta.get(key)!r} vs now {mine[key]!r}); use another output folder or delete it"
+                )
+
+    def load_state(self, tensors: dict[str, torch.Tensor], meta: dict) -> None:
+        for prefix, mod in (("G", self.G), ("D", self.D), ("G_ema", self.G_ema)):
+            if mod is not None:
+                mod.load_state_dict(_strip(tensors, prefix))
+        _load_optimizer(self.opt_g, tensors, meta["opt_g"], "opt_g")
+        _load_optimizer(self.opt_d, tensors, meta["opt_d"], "opt_d")
+        self.rng.set_state(tensors["rng_state"])
+        self.step = int(meta["step"])
+
+
+def _strip(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    p = prefix + "."
+    return {k[len(p):]: v for k, v in tensors.items() if k.startswith(p)}
+
+
+def _flatten_optimizer(opt: torch.optim.Optimizer, prefix: str) -> tuple[dict[str, torch.Tensor], dict]:
+    sd = opt.state_dict()
+    tens, scalars = {}, {}
+    for idx, st in sd["state"].items():
+        for k, v in st.items():
+            if isinstance(v, torch.Tensor):
+                tens[f"{prefix}.{idx}.{k}"] = v
+            else:
+                scalars[f"{idx}.{k}"] = v
+    groups = [{k: (list(v) if isinstance(v, tuple) else v) for k, v in g.items()} for g in sd["param_groups"]]
+    return tens, {"param_groups": groups, "scalars": scalars}
+
+
+def _load_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], info: dict, prefix: str) -> None:
+    state: dict[int, dict[str, Any]] = {}
+    p = prefix + "."
+    for k, v in tensors.items():
+        if k.startswith(p):
+            idx, name = k[len(p):].split(".", 1)
+            state.setdefault(int(idx), {})[name] = v
+    for k, v in info.get("scalars", {}).items():
+        idx, name = k.split(".", 1)
+        state.setdefault(int(idx), {})[name] = v
+    groups = [{k: (tuple(v) if k == "betas" else v) for k, v in g.items()} for g in info["param_groups"]]
+    opt.load_state_dict({"state": state, "param_groups": groups})
+
+
+def _truncate_log(path: Path, step: int) -> None:
+    if not path.is_file():
+        return
+    rows = [r for r in io.read_jsonl(path) if r.get("step", 0) <= step]
+    io.write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
+
+
+def latest_checkpoint(out_dir: str | Path) -> Path | None:
+    """Newest complete checkpoint (weights + JSON) in ``out_dir/checkpoints``, or None."""
+    ckpts = sorted((Path(out_dir) / "checkpoints").glob(CKPT_GLOB), reverse=True)
+    for c in ckpts:
+        if io.meta_path(c).is_file():
+            return c
+    return None
+
+
+def load_generator(path: str | Path, use_ema: bool = True, device: str = "cpu") -> tuple[Generator, dict]:
+    """Generator (eval mode) from a checkpoint file or a model folder (its latest checkpoint)."""
+    path = Path(path)
+    if path.is_dir():
+        ck = latest_checkpoint(path)
+        if ck is None:
+            raise CheckpointError(f"no checkpoint in {path / 'checkpoints'}; train the model first (notebook 01)")
+        path = ck
+    tensors, meta = io.load_checkpoint(path)
+    if meta.get("model") not in MODELS:
+        raise CheckpointError(
+            f"checkpoint {path} is of unknown architecture {meta.get('model')!r}; known: {', '.join(MODELS.names())}"
+        )
+    G, D, _ = build(meta["model"], tuple(meta["img_shape"]), **meta["params"])
+    prefix = "G_ema" if use_ema and meta.get("ema") else "G"
+    G.load_state_dict(_strip(tensors, prefix))
+    return G.to(device).eval().requires_grad_(False), meta
+
+
+def load_discriminator(path: str | Path, device: str = "cpu") -> tuple[Discriminator, dict]:
+    """Discriminator/critic (eval mode) from a checkpoint file or a model folder."""
+    path = Path(path)
+    if path.is_dir():
+        ck = latest_checkpoint(path)
+        if ck is None:
+            raise CheckpointError(f"no checkpoint in {path / 'checkpoints'}; train the model first (notebook 01)")
+        path = ck
+    tensors, meta = io.load_checkpoint(path)
+    if meta.get("model") not in MODELS:
+        raise CheckpointError(
+            f"checkpoint {path} is of unknown architecture {meta.get('model')!r}; known: {', '.join(MODELS.names())}"
+        )
+    _, D, _ = build(meta["model"], tuple(meta["img_shape"]), **meta["params"])
+    D.load_state_dict(_strip(tensors, "D"))
+    return D.to(device).eval().requires_grad_(False), meta
+
+
+@torch.no_grad()
+def sample(G: Generator, n: int, seed: int = 0, batch_size: int = 256, device: str | torch.device = "cpu",
+           **kw: Any) -> torch.Tensor:
+    """``n`` images from ``G`` with latents from ``torch.Generator().manual_seed(seed)``.
+
+    The latents are drawn all at once, so the result does not depend on ``batch_size``.
+    Extra keyword arguments go to ``G`` (e.g. ``truncation`` for StyleGAN).
+    """
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    z = G.sample_z(n, torch.Generator().manual_seed(seed), "cpu")
+    out = [G(z[i:i + batch_size].to(device), **kw).cpu() for i in range(0, n, batch_size)]
+    return torch.cat(out)
+
+
+def train_model(model: str, dataset: str = "mnist", out_dir: str | Path | None = None, profile: str = "smoke",
+                seed: int = 0, steps: int | None = None, batch_size: int | None = None, progress: bool = True,
+                data_kw: dict | None = None, **model_kw: Any) -> TrainResult:
+    """Train ``model`` on ``dataset`` with the settings of ``profile`` (CLI and notebook 01 call this)."""
+    from . import config, data as data_mod
+
+    prof = config.load_profile(profile)
+    overrides = dict(prof.get("model_kwargs", {}).get(model, {}))
+    overrides.update({k: v for k, v in model_kw.items() if v is not None})
+    cfg = TrainConfig(
+        steps=int(steps or prof.get("steps", {}).get(model, prof.get("default_steps", 100))),
+        batch_size=int(batch_size or prof.get("batch_size", 64)),
+        ckpt_every=int(prof.get("ckpt_every", 250)),
+        log_every=int(prof.get("log_every", 25)),
+        grid_every=int(prof.get("grid_every", 250)),
+        seed=seed,
+        device=prof.get("device", "auto"),
+    )
+    train = data_mod.load(dataset, "train", seed=prof.get("data_seed", 0), **(data_kw or {}))
+    out = Path(out_dir) if out_dir else config.model_dir(profile, model, dataset)
+    trainer = Trainer(model, train, out, cfg, **overrides)
+    return trainer.fit(progress=progress)
