@@ -21,3 +21,7 @@ class CheckpointError(GanreportError):
 
 class TrainingDiverged(GanreportError, FloatingPointError):
     """A loss became NaN/inf; the last good checkpoint is kept."""
+
+
+class ReportError(GanreportError):
+    """A notebook failed while building the report, or the report could not be written."""

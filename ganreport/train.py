@@ -201,7 +201,7 @@ class Trainer:
         if self.spec.loss == "wgan_gp":
             loss = losses.wgan_d_loss(d_real, d_fake)
             gp = losses.gradient_penalty(self.D, real, fake, self.rng)
-            stats["gp"] = float(gp)
+            stats["gp"] = gp.item()
             if not math.isfinite(stats["gp"]):
                 raise TrainingDiverged(
                     f"{self.model_name}: gradient penalty became {stats['gp']} at step {self.step + 1}; "
@@ -213,12 +213,12 @@ class Trainer:
         gamma = float(self.params.get("r1_gamma") or 0.0)
         if gamma > 0 and self.step % 4 == 0:  # lazy R1 (StyleGAN2): every 4 steps, scaled by 4
             r1 = losses.r1_penalty(self.D, real)
-            stats["r1"] = float(r1)
+            stats["r1"] = r1.item()
             loss = loss + gamma / 2 * r1 * 4
         self.opt_d.zero_grad(set_to_none=True)
         loss.backward()
         self.opt_d.step()
-        stats.update(d_loss=float(loss), d_real=float(d_real.mean()), d_fake=float(d_fake.mean()))
+        stats.update(d_loss=loss.item(), d_real=d_real.detach().mean().item(), d_fake=d_fake.detach().mean().item())
         return stats
 
     def _g_step(self) -> float:
@@ -234,7 +234,7 @@ class Trainer:
                     pe.lerp_(p, 1.0 - self.ema_beta)
                 for be, b in zip(self.G_ema.buffers(), self.G.buffers()):
                     be.copy_(b)
-        return float(loss)
+        return loss.item()
 
     # ------------------------------------------------------------------ grids
     @torch.no_grad()
@@ -380,10 +380,10 @@ def latest_checkpoint(out_dir: str | Path) -> Path | None:
     return None
 
 
-def load_generator(path: str | Path, use_ema: bool = True, device: str = "cpu") -> tuple[Generator, dict]:
-    """Generator (eval mode) from a checkpoint file or a model folder (its latest checkpoint)."""
+def _read_model_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
+    """Checkpoint file, or the latest one of a model folder; checks the architecture is known."""
     path = Path(path)
-    if path.is_dir():
+    if path.is_dir() or not path.exists():
         ck = latest_checkpoint(path)
         if ck is None:
             raise CheckpointError(f"no checkpoint in {path / 'checkpoints'}; train the model first (notebook 01)")
@@ -393,6 +393,12 @@ def load_generator(path: str | Path, use_ema: bool = True, device: str = "cpu") 
         raise CheckpointError(
             f"checkpoint {path} is of unknown architecture {meta.get('model')!r}; known: {', '.join(MODELS.names())}"
         )
+    return tensors, meta
+
+
+def load_generator(path: str | Path, use_ema: bool = True, device: str = "cpu") -> tuple[Generator, dict]:
+    """Generator (eval mode) from a checkpoint file or a model folder (its latest checkpoint)."""
+    tensors, meta = _read_model_checkpoint(path)
     G, D, _ = build(meta["model"], tuple(meta["img_shape"]), **meta["params"])
     prefix = "G_ema" if use_ema and meta.get("ema") else "G"
     G.load_state_dict(_strip(tensors, prefix))
@@ -401,17 +407,7 @@ def load_generator(path: str | Path, use_ema: bool = True, device: str = "cpu") 
 
 def load_discriminator(path: str | Path, device: str = "cpu") -> tuple[Discriminator, dict]:
     """Discriminator/critic (eval mode) from a checkpoint file or a model folder."""
-    path = Path(path)
-    if path.is_dir():
-        ck = latest_checkpoint(path)
-        if ck is None:
-            raise CheckpointError(f"no checkpoint in {path / 'checkpoints'}; train the model first (notebook 01)")
-        path = ck
-    tensors, meta = io.load_checkpoint(path)
-    if meta.get("model") not in MODELS:
-        raise CheckpointError(
-            f"checkpoint {path} is of unknown architecture {meta.get('model')!r}; known: {', '.join(MODELS.names())}"
-        )
+    tensors, meta = _read_model_checkpoint(path)
     _, D, _ = build(meta["model"], tuple(meta["img_shape"]), **meta["params"])
     D.load_state_dict(_strip(tensors, "D"))
     return D.to(device).eval().requires_grad_(False), meta
@@ -432,25 +428,46 @@ def sample(G: Generator, n: int, seed: int = 0, batch_size: int = 256, device: s
     return torch.cat(out)
 
 
-def train_model(model: str, dataset: str = "mnist", out_dir: str | Path | None = None, profile: str = "smoke",
-                seed: int = 0, steps: int | None = None, batch_size: int | None = None, progress: bool = True,
-                data_kw: dict | None = None, **model_kw: Any) -> TrainResult:
-    """Train ``model`` on ``dataset`` with the settings of ``profile`` (CLI and notebook 01 call this)."""
+def train_model(model: str, dataset: str = "mnist", profile: str = "smoke", out_dir: str | Path | None = None,
+                seed: int = 0, steps: int | None = None, batch_size: int | None = None,
+                ckpt_every: int | None = None, log_every: int | None = None, grid_every: int | None = None,
+                data_seed: int | None = None, progress: bool = True, data_kw: dict | None = None,
+                **model_kw: Any) -> TrainResult:
+    """Train ``model`` on ``dataset``; settings left as None come from ``profiles/<profile>.yaml``.
+
+    The CLI and notebook 01 both call this. The output folder defaults to
+    ``runs/<profile>/<dataset>/<model>/``; an existing checkpoint there is resumed.
+    """
     from . import config, data as data_mod
 
     prof = config.load_profile(profile)
-    overrides = dict(prof.get("model_kwargs", {}).get(model, {}))
-    overrides.update({k: v for k, v in model_kw.items() if v is not None})
+    kw = dict(prof.get("model_kwargs", {}).get(model) or {})
+    kw.update({k: v for k, v in model_kw.items() if v is not None})
+
+    def pick(value, key, default):
+        return value if value is not None else prof.get(key, default)
+
     cfg = TrainConfig(
-        steps=int(steps or prof.get("steps", {}).get(model, prof.get("default_steps", 100))),
-        batch_size=int(batch_size or prof.get("batch_size", 64)),
-        ckpt_every=int(prof.get("ckpt_every", 250)),
-        log_every=int(prof.get("log_every", 25)),
-        grid_every=int(prof.get("grid_every", 250)),
-        seed=seed,
+        steps=int(steps if steps is not None else (prof.get("steps") or {}).get(model, 100)),
+        batch_size=int(pick(batch_size, "batch_size", 64)),
+        ckpt_every=int(pick(ckpt_every, "ckpt_every", 250)),
+        log_every=int(pick(log_every, "log_every", 25)),
+        grid_every=int(pick(grid_every, "grid_every", 250)),
+        seed=int(seed),
         device=prof.get("device", "auto"),
     )
-    train = data_mod.load(dataset, "train", seed=prof.get("data_seed", 0), **(data_kw or {}))
+    train_data = data_mod.load(dataset, "train", seed=int(pick(data_seed, "data_seed", 0)), **(data_kw or {}))
     out = Path(out_dir) if out_dir else config.model_dir(profile, model, dataset)
-    trainer = Trainer(model, train, out, cfg, **overrides)
-    return trainer.fit(progress=progress)
+    trainer = Trainer(model, train_data, out, cfg, **kw)
+    result = trainer.fit(progress=progress)
+    io.write_json(out / "train_summary.json", {
+        "model": model, "dataset": dataset, "steps": result.steps, "resumed_from": result.resumed_from,
+        "seconds": round(result.seconds, 3), "steps_per_s": round(result.steps_per_s, 3),
+        "checkpoint": str(result.checkpoint), "device": str(trainer.device),
+    })
+    return result
+
+
+def read_log(model_dir: str | Path) -> list[dict]:
+    """Rows of ``train_log.jsonl`` (step, losses, wall time) of a trained model folder."""
+    return io.read_jsonl(Path(model_dir) / "train_log.jsonl")

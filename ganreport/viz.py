@@ -89,3 +89,29 @@ def plot_losses(logs: dict[str, list[dict]], keys: tuple[str, ...] = ("d_loss", 
 
 
 __all__ = ["make_grid", "save_grid", "show_grid", "savefig", "plot_losses", "to_numpy_images", "matplotlib"]
+
+
+def plot_sample_progress(model_dirs: dict[str, Path], max_steps: int = 4):
+    """Progress grids (fixed noise batch) at up to ``max_steps`` checkpoints, one row per model."""
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    rows = {}
+    for name, d in model_dirs.items():
+        files = sorted(Path(d, "samples").glob("step_*.png"))
+        if len(files) > max_steps:
+            pick = np.linspace(0, len(files) - 1, max_steps).round().astype(int)
+            files = [files[i] for i in pick]
+        rows[name] = files
+    ncol = max((len(f) for f in rows.values()), default=1) or 1
+    fig, axes = plt.subplots(len(rows) or 1, ncol, figsize=(2.6 * ncol, 2.8 * max(1, len(rows))), squeeze=False)
+    for r, (name, files) in enumerate(rows.items()):
+        for c in range(ncol):
+            ax = axes[r][c]
+            ax.set_axis_off()
+            if c < len(files):
+                with Image.open(files[c]) as im:
+                    ax.imshow(np.asarray(im), interpolation="nearest")
+                ax.set_title(f"{name} · step {int(files[c].stem.split('_')[1])}", fontsize=9)
+    fig.tight_layout()
+    return fig

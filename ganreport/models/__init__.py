@@ -120,3 +120,5 @@ def check_img_shape(img_shape: tuple[int, int, int], allowed_sizes: tuple[int, .
 
 
 from . import dcgan  # noqa: E402,F401  (registers the architectures)
+from . import stylegan  # noqa: E402,F401
+from . import wgan_gp  # noqa: E402,F401
