@@ -59,6 +59,7 @@ REPORT_CSS = """
 body.jp-Notebook { max-width: 1080px; margin: 0 auto; padding: 24px 36px; }
 .jp-OutputArea-output img { max-width: 100%; height: auto; }
 .jp-RenderedHTMLCommon table { font-size: 0.92em; }
+main > .jp-Cell:first-child table { margin-left: 0; }
 nav.ganreport-toc h2 { margin-top: 0; }
 nav.ganreport-toc ul { list-style: none; padding-left: 1.3em; margin: 0.15em 0; }
 nav.ganreport-toc > ul { padding-left: 0; }
@@ -76,9 +77,10 @@ nav.ganreport-toc a { text-decoration: none; }
   main > .jp-Cell:first-child h1 { break-before: auto; page-break-before: auto; }
   nav.ganreport-toc { break-before: page; page-break-before: always; }
   h1, h2, h3, h4 { break-after: avoid; page-break-after: avoid; }
-  .jp-OutputArea-output img, .jp-OutputArea-output svg, figure, tr, pre {
+  .jp-OutputArea-output img, .jp-OutputArea-output svg, figure, tr {
     break-inside: avoid; page-break-inside: avoid; }
   .jp-OutputArea-output img { max-height: 255mm; object-fit: contain; }
+  pre { white-space: pre-wrap !important; overflow-wrap: anywhere; }
   a { color: inherit; text-decoration: none; }
 }
 """
@@ -182,7 +184,10 @@ def build_report(
     elif browser is None:
         note = f"no Chromium found, so no PDF; the HTML report is complete. To get the PDF, {CHROMIUM_HINT}"
     else:
-        pdf_path = print_pdf(html_path, out / "report.pdf", browser)
+        try:
+            pdf_path = print_pdf(html_path, out / "report.pdf", browser)
+        except ReportError as e:
+            raise ReportError(f"{e}\nthe HTML report was written: {html_path}") from None
         pages = count_pdf_pages(pdf_path)
 
     _print_summary(times, html_path, pdf_path, pages, note)
@@ -237,6 +242,7 @@ def run_notebook(src: Path, dst: Path, params: dict[str, Any], *, kernel_name: s
                 str(src), str(dst), parameters=passed, kernel_name=kernel_name,
                 cwd=str(cwd if cwd is not None else src.parent), log_output=False,
                 progress_bar=False, execution_timeout=cell_timeout,
+                extra_arguments=_quiet_kernel_args(kernel_name),
             )
     except PapermillExecutionError as e:
         index, first = _locate_cell(src, e.source, e.cell_index)
@@ -252,6 +258,17 @@ def run_notebook(src: Path, dst: Path, params: dict[str, Any], *, kernel_name: s
             f"notebook {src.name} could not be executed: {type(e).__name__}: {e}{hint}"
         ) from None
     return time.perf_counter() - t0
+
+
+def _quiet_kernel_args(kernel_name: str) -> list[str]:
+    """Command-line options that keep an IPython kernel's startup warnings off the console."""
+    try:
+        from jupyter_client.kernelspec import KernelSpecManager
+
+        argv = KernelSpecManager().get_kernel_spec(kernel_name).argv
+    except Exception:  # unknown kernel: papermill reports it
+        return []
+    return ["--IPKernelApp.log_level=ERROR"] if any("ipykernel" in a for a in argv) else []
 
 
 @contextmanager
@@ -328,7 +345,10 @@ def merge_notebooks(notebooks: Sequence[tuple[str, nbformat.NotebookNode]],
             if cell.cell_type == "code":
                 cell.outputs = static_outputs(cell.get("outputs", []))
             merged.cells.append(cell)
-    nbformat.validate(merged)
+    try:
+        nbformat.validate(merged)
+    except nbformat.ValidationError as e:
+        raise ReportError(f"the merged notebook is not valid nbformat: {e.message}") from None
     return merged
 
 
@@ -376,9 +396,16 @@ def title_cells(profile: str, params: dict[str, Any], times: dict[str, float],
     lines += [f"| **total** | **{_fmt_seconds(sum(times.values()))}** |", ""]
     src = profile_source if profile_source and Path(profile_source).suffix in (".yaml", ".yml") \
         else f"profiles/{profile}.yaml"
-    lines += [f"**Parameters** (`{src}`)", "", "```yaml",
-              yaml.safe_dump(params, sort_keys=False, default_flow_style=None).rstrip(), "```"]
+    lines += [f"**Parameters** (`{src}`)", "", "```yaml"]
+    lines += [f"{k}: {_flow_yaml(v)}" for k, v in params.items()]
+    lines += ["```"]
     return [nbformat.v4.new_markdown_cell("\n".join(lines)), nbformat.v4.new_markdown_cell(TOC_MARKER)]
+
+
+def _flow_yaml(v: Any) -> str:
+    """One-line YAML of a value (``{dcgan: 30, stylegan: 30}``, ``[a, b]``, ``mnist``)."""
+    text = yaml.safe_dump(v, default_flow_style=True, sort_keys=False, width=10**6)
+    return text.removesuffix("...\n").strip()
 
 
 def _md_cell(v: str) -> str:
@@ -457,9 +484,9 @@ def export_html(nb: nbformat.NotebookNode, resources_path: str | Path = ".",
     with tempfile.TemporaryDirectory(prefix="ganreport-tpl-") as td:
         tpl = Path(td) / "ganreport_report.html.j2"
         tpl.write_text(_TEMPLATE)
-        exporter = HTMLExporter(template_name="lab", exclude_input=True, exclude_input_prompt=True,
+        exporter = HTMLExporter(template_name="lab", template_file=tpl.name, extra_template_paths=[td],
+                                exclude_input=True, exclude_input_prompt=True,
                                 exclude_output_prompt=True, embed_images=True)
-        exporter.template_file = str(tpl)
         exporter.register_preprocessor(
             TagRemovePreprocessor(remove_input_tags=set(REMOVE_INPUT_TAGS),
                                   remove_cell_tags=set(REMOVE_CELL_TAGS),
