@@ -1,5 +1,7 @@
 """``python -m ganreport {train,report,profiles}``: a thin CLI over the package.
 
+Several processes: ``torchrun --nproc_per_node N -m ganreport train ...`` (see the README).
+
 Errors meant for the user (:class:`GanreportError`) are printed as one message, not a traceback.
 """
 
@@ -19,7 +21,12 @@ def _cmd_train(a: argparse.Namespace) -> None:
         k, _, v = item.partition("=")
         kw[k] = _literal(v)
     res = train.train_model(a.model, a.dataset, out_dir=a.out, profile=a.profile, seed=a.seed,
-                            steps=(2 if a.dry_run else a.steps), batch_size=a.batch_size, **kw)
+                            steps=(2 if a.dry_run else a.steps), batch_size=a.batch_size, amp=a.amp,
+                            compile=a.compile, channels_last=a.channels_last, **kw)
+    from .distributed import env_rank
+
+    if env_rank() != 0:  # under torchrun only rank 0 reports
+        return
     print(f"{a.model}: {res.steps} steps ({res.steps - res.resumed_from} this run) in {res.seconds:.1f} s "
           f"({res.steps_per_s:.1f} steps/s); checkpoint {res.checkpoint}")
 
@@ -59,6 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--out", help="output folder (default runs/<profile>/<dataset>/<model>)")
     t.add_argument("--set", action="append", metavar="KEY=VALUE", help="model parameter override, e.g. g_width=64")
     t.add_argument("--dry-run", action="store_true", help="two steps only (CI)")
+    t.add_argument("--amp", choices=["bf16", "fp16"], help="mixed precision (default: the profile's gpu block on CUDA)")
+    t.add_argument("--compile", action=argparse.BooleanOptionalAction, help="torch.compile the models")
+    t.add_argument("--channels-last", action=argparse.BooleanOptionalAction, help="channels-last memory format")
     t.set_defaults(fn=_cmd_train)
     r = sub.add_parser("report", help="run the notebooks and build reports/report.{html,pdf}")
     r.add_argument("--profile", default="quick")

@@ -32,14 +32,18 @@ def wgan_g_loss(d_fake: torch.Tensor) -> torch.Tensor:
 
 
 def gradient_penalty(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor,
-                     rng: torch.Generator | None = None) -> torch.Tensor:
+                     rng: torch.Generator | None = None, eps: torch.Tensor | None = None) -> torch.Tensor:
     """Mean of ``(‖∇_x̂ D(x̂)‖₂ − 1)²`` over random interpolates ``x̂ = ε real + (1−ε) fake``.
 
-    ``ε`` is drawn per sample from ``rng`` on the CPU (deterministic), then moved to the device.
+    ``ε`` is drawn per sample from ``rng`` on the CPU (deterministic), then moved to the device;
+    or given as ``eps`` of shape ``(B, 1, 1, 1)`` (distributed training draws it for the global
+    batch and passes each rank its slice).
     """
     if real.shape != fake.shape:
         raise ValueError(f"real and fake batches differ in shape: {tuple(real.shape)} vs {tuple(fake.shape)}")
-    eps = torch.rand(real.shape[0], 1, 1, 1, generator=rng).to(real.device, real.dtype)
+    if eps is None:
+        eps = torch.rand(real.shape[0], 1, 1, 1, generator=rng)
+    eps = eps.to(real.device, real.dtype)
     x_hat = (eps * real + (1 - eps) * fake).detach().requires_grad_(True)
     out = critic(x_hat)
     (grad,) = torch.autograd.grad(out.sum(), x_hat, create_graph=True)

@@ -7,10 +7,27 @@ from the last good checkpoint, a NaN/inf guard, a JSON-lines training log and ca
 steps (metric-vs-step curves). Every random draw comes from one seeded ``torch.Generator`` whose
 state is checkpointed, so an interrupted and resumed run equals an uninterrupted one bit for bit
 on the CPU.
+
+Under ``torchrun --nproc_per_node N`` (a process group of N > 1 ranks, see
+:mod:`ganreport.distributed`) the same ``Trainer`` trains data-parallel: G and D are wrapped in
+``DistributedDataParallel``; every rank draws the **global** batch indices, latents and
+gradient-penalty ε from the shared seeded generator (so its state, and the checkpoint, do not
+depend on N) and keeps its contiguous ``batch_size / N`` slice; DDP averages the gradients of the
+mean-reduced losses, which equals the single-process gradient of the global batch (within float
+tolerance). Only rank 0 writes checkpoints, logs and grids; checkpoints hold the unwrapped state
+dicts, so a run can resume with any number of processes. The penalties' double backward goes
+through the DDP-wrapped critic: ``autograd.grad`` is taken with respect to the input images only,
+so DDP's hooks fire once per parameter, in the final ``backward``, with the summed gradient of all
+terms (default DDP settings; checked against one process in ``tests/test_distributed.py``).
+BatchNorm becomes SyncBatchNorm under DDP on CUDA; on the CPU it keeps per-rank statistics.
+Options for GPUs: mixed precision (``amp="bf16"|"fp16"``, the latter with ``GradScaler``; the
+penalties stay in float32), ``torch.compile`` (not for a critic with a penalty: no double backward)
+and channels-last.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import json
@@ -26,12 +43,13 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from . import io, losses
+from . import distributed, io, losses
 from .data import ImageData
 from .errors import CheckpointError, ConfigError, TrainingDiverged
 from .models import MODELS, Discriminator, Generator, build
 
 CKPT_GLOB = "step_*.safetensors"
+AMP_DTYPES: dict[str | None, torch.dtype | None] = {None: None, "bf16": torch.bfloat16, "fp16": torch.float16}
 Callback = Callable[["Trainer", int], "dict[str, Any] | None"]
 
 
@@ -48,12 +66,18 @@ class TrainConfig:
     n_grid: int = 64
     seed: int = 0
     device: str = "auto"
+    amp: str | None = None  # mixed precision: None, "bf16" or "fp16" (fp16 adds a GradScaler)
+    compile: bool = False  # torch.compile G (and D when no double-backward penalty is used)
+    channels_last: bool = False  # channels-last memory format for models and images
+    sync_bn: bool = True  # under DDP on CUDA: BatchNorm -> SyncBatchNorm (global-batch statistics)
 
     def __post_init__(self) -> None:
         for k in ("steps", "batch_size", "ckpt_every", "log_every", "grid_every", "keep_last", "n_grid"):
             v = getattr(self, k)
             if not isinstance(v, int) or v < 1:
                 raise ConfigError(f"train setting {k} must be a positive integer, got {v!r}")
+        if self.amp not in AMP_DTYPES:
+            raise ConfigError(f"train setting amp must be one of {list(AMP_DTYPES)}, got {self.amp!r}")
 
 
 @dataclass
@@ -105,7 +129,10 @@ class Trainer:
         self.spec = MODELS.get(model)
         self.data = data
         self.out_dir = Path(out_dir)
+        self.world, self.rank = distributed.world_size(), distributed.rank()
         self.device = pick_device(self.cfg.device)
+        if self.world > 1:
+            self._check_distributed()
         self.images = data.images.to(self.device)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.cfg.seed)  # weight initialisation is seeded too
@@ -126,6 +153,7 @@ class Trainer:
         self.resumed_from = 0
         if resume:
             self._resume()
+        self._setup_runtime()
 
     # ------------------------------------------------------------------ public API
     def add_callback(self, fn: Callback, every: int) -> None:
@@ -145,7 +173,7 @@ class Trainer:
         start_step, t0 = self.step, time.perf_counter()
         log_rows: list[dict] = []
         n_critic = int(self.params.get("n_critic", 1))
-        bar = tqdm(total=total, initial=self.step, desc=f"train {self.model_name}", disable=not progress,
+        bar = tqdm(total=total, initial=self.step, desc=f"train {self.model_name}", disable=not (progress and self.is_main),
                    mininterval=2.0, dynamic_ncols=False, ncols=100)
         last_ckpt = self.latest_checkpoint()
         try:
@@ -156,6 +184,9 @@ class Trainer:
                 g_loss = self._g_step()
                 self.step += 1
                 bar.update(1)
+                if self.world > 1:  # log and NaN-check the global-batch means, identical on every rank
+                    d_stats = distributed.mean_floats({**d_stats, "g_loss": g_loss})
+                    g_loss = d_stats.pop("g_loss")
                 d_loss = d_stats["d_loss"]
                 if not (math.isfinite(d_loss) and math.isfinite(g_loss)):
                     where = f"{last_ckpt} (step {self._ckpt_step(last_ckpt)})" if last_ckpt else "none (no checkpoint yet)"
@@ -168,14 +199,15 @@ class Trainer:
                     row = {"step": self.step, "g_loss": g_loss, **d_stats,
                            "time_s": round(time.perf_counter() - t0, 4)}
                     log_rows.append(row)
-                    io.append_jsonl(self.out_dir / "train_log.jsonl", [row])
+                    if self.is_main:
+                        io.append_jsonl(self.out_dir / "train_log.jsonl", [row])
                     bar.set_postfix(d=f"{d_loss:.3f}", g=f"{g_loss:.3f}", refresh=False)
-                if self.step % self.cfg.grid_every == 0 or self.step == total:
+                if (self.step % self.cfg.grid_every == 0 or self.step == total) and self.is_main:
                     self.save_grid()
-                for every, fn in self.callbacks:
+                for every, fn in self.callbacks:  # on every rank (a callback may use collectives)
                     if self.step % every == 0:
                         out = fn(self, self.step)
-                        if out:
+                        if out and self.is_main:
                             io.append_jsonl(self.out_dir / "callbacks.jsonl", [{"step": self.step, **out}])
                 if self.step % self.cfg.ckpt_every == 0 or self.step == total:
                     last_ckpt = self.save_checkpoint()
@@ -187,20 +219,25 @@ class Trainer:
     # ------------------------------------------------------------------ steps
     def _batch(self) -> torch.Tensor:
         idx = torch.randint(len(self.images), (self.cfg.batch_size,), generator=self.rng)
-        return self.images[idx.to(self.images.device)]
+        return self.images[self._part(idx).to(self.images.device)]
 
     def _z(self) -> torch.Tensor:
-        return self.G.sample_z(self.cfg.batch_size, self.rng, self.device)
+        return self._part(self.G.sample_z(self.cfg.batch_size, self.rng, self.device))
 
     def _d_step(self) -> dict[str, float]:
         real = self._batch()
-        with torch.no_grad():
-            fake = self.G.train_forward(self._z(), self.rng)
-        d_real, d_fake = self.D(real), self.D(fake)
+        with torch.no_grad(), self._autocast():
+            fake = self._gen(self._z())
+        with self._autocast():
+            d_real, d_fake = self._d_run(real).float(), self._d_run(fake).float()
         stats: dict[str, float] = {}
         if self.spec.loss == "wgan_gp":
             loss = losses.wgan_d_loss(d_real, d_fake)
-            gp = losses.gradient_penalty(self.D, real, fake, self.rng)
+            eps = None
+            if self.world > 1:  # the global batch's ε, drawn as the single process draws it; keep this slice
+                eps = self._part(torch.rand(self.cfg.batch_size, 1, 1, 1, generator=self.rng))
+            with self._no_autocast():  # the penalty's double backward in float32
+                gp = losses.gradient_penalty(self._d_pen, real, fake, self.rng, eps=eps)
             stats["gp"] = gp.item()
             if not math.isfinite(stats["gp"]):
                 raise TrainingDiverged(
@@ -212,22 +249,21 @@ class Trainer:
             loss = losses.ns_d_loss(d_real, d_fake)
         gamma = float(self.params.get("r1_gamma") or 0.0)
         if gamma > 0 and self.step % 4 == 0:  # lazy R1 (StyleGAN2): every 4 steps, scaled by 4
-            r1 = losses.r1_penalty(self.D, real)
+            with self._no_autocast():
+                r1 = losses.r1_penalty(self._d_pen, real)
             stats["r1"] = r1.item()
             loss = loss + gamma / 2 * r1 * 4
-        self.opt_d.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt_d.step()
+        self._update(loss, self.opt_d, self._scaler_d)
         stats.update(d_loss=loss.item(), d_real=d_real.detach().mean().item(), d_fake=d_fake.detach().mean().item())
         return stats
 
     def _g_step(self) -> float:
-        fake = self.G.train_forward(self._z(), self.rng)
-        d_fake = self.D(fake)
-        loss = losses.wgan_g_loss(d_fake) if self.spec.loss == "wgan_gp" else losses.ns_g_loss(d_fake)
-        self.opt_g.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt_g.step()
+        with self._d_no_sync():  # D's gradients of the G loss are discarded: do not all-reduce them
+            with self._autocast():
+                fake = self._gen(self._z())
+                d_fake = self._d_run(fake).float()
+            loss = losses.wgan_g_loss(d_fake) if self.spec.loss == "wgan_gp" else losses.ns_g_loss(d_fake)
+            self._update(loss, self.opt_g, self._scaler_g)
         if self.G_ema is not None:
             with torch.no_grad():
                 for pe, p in zip(self.G_ema.parameters(), self.G.parameters()):
@@ -235,6 +271,120 @@ class Trainer:
                 for be, b in zip(self.G_ema.buffers(), self.G.buffers()):
                     be.copy_(b)
         return loss.item()
+
+    # ------------------------------------------------------------------ runtime (DDP, AMP, compile)
+    @property
+    def is_main(self) -> bool:
+        """True on the rank that writes files (rank 0; always in a single process)."""
+        return self.rank == 0
+
+    def _check_distributed(self) -> None:
+        if self.cfg.batch_size % self.world:
+            raise ConfigError(f"batch_size {self.cfg.batch_size} is not divisible by the {self.world} processes; "
+                              f"use a multiple of {self.world} (it is the global batch, split over the ranks)")
+        if self.device.type == "cuda" and self.device.index is None:
+            self.device = distributed.rank_device("cuda")
+        backend = torch.distributed.get_backend()
+        if backend == "nccl" and self.device.type != "cuda":
+            raise ConfigError(f"the NCCL process group needs CUDA but the device is {self.device}; "
+                              "use device 'auto'/'cuda', or the gloo backend for CPU training")
+
+    def _setup_runtime(self) -> None:
+        """Wrap G and D for DDP / torch.compile / channels-last / AMP as ``cfg`` asks (all off: no wrappers)."""
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        cfg, ddp = self.cfg, self.world > 1
+        self._amp_dtype = AMP_DTYPES[cfg.amp]
+        fp16 = cfg.amp == "fp16"
+        self._scaler_g = torch.amp.GradScaler(self.device.type) if fp16 else None
+        self._scaler_d = torch.amp.GradScaler(self.device.type) if fp16 else None
+        self._load_scalers()
+        if cfg.channels_last:
+            self.G.to(memory_format=torch.channels_last)
+            self.D.to(memory_format=torch.channels_last)
+            self.images = self.images.contiguous(memory_format=torch.channels_last)
+        if ddp:
+            if not distributed.all_equal(self.step):
+                raise CheckpointError(
+                    f"the ranks resumed from different checkpoints in {self.out_dir / 'checkpoints'}; "
+                    "the output folder must be on a file system shared by all nodes")
+            if cfg.sync_bn and self.device.type == "cuda":
+                self.G = nn.SyncBatchNorm.convert_sync_batchnorm(self.G)
+                self.D = nn.SyncBatchNorm.convert_sync_batchnorm(self.D)
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        g_mod: nn.Module | None = _TrainForward(self.G) if (ddp or cfg.compile) else None
+        if ddp:
+            g_mod = DDP(g_mod, device_ids=ids)
+            self._D_ddp: nn.Module | None = DDP(self.D, device_ids=ids)
+        else:
+            self._D_ddp = None
+        d_mod = self._D_ddp if ddp else self.D
+        self._d_pen = d_mod  # the penalties (double backward) always use the eager module
+        uses_penalty = self.spec.loss == "wgan_gp" or float(self.params.get("r1_gamma") or 0.0) > 0
+        if cfg.compile:
+            g_mod = torch.compile(g_mod)
+            if uses_penalty:
+                warnings.warn(f"{self.model_name}: D is not compiled (torch.compile does not support the double "
+                              "backward of the gradient penalty); G is", stacklevel=3)
+            else:
+                d_mod = torch.compile(d_mod)
+        self._g_mod = g_mod
+        self._d_run = d_mod
+        self._sub_step, self._sub = -1, 0
+
+    def _part(self, t: torch.Tensor) -> torch.Tensor:
+        """This rank's contiguous slice of a global-batch tensor (the tensor itself in one process)."""
+        if self.world == 1:
+            return t
+        b = t.shape[0] // self.world
+        return t[self.rank * b:(self.rank + 1) * b]
+
+    def _gen(self, z: torch.Tensor) -> torch.Tensor:
+        """``G.train_forward`` on this rank's latents, through DDP / the compiled module when enabled."""
+        if self._g_mod is None:
+            fake = self.G.train_forward(z, self.rng)
+        else:
+            fake = self._g_mod(z, self._model_rng())
+        if self._amp_dtype is not None:
+            fake = fake.float()
+        if self.cfg.channels_last:
+            fake = fake.contiguous(memory_format=torch.channels_last)
+        return fake
+
+    def _model_rng(self) -> torch.Generator:
+        """Generator for draws inside G (StyleGAN noise / mixing): the shared one in one process; under
+        DDP a per-rank stream seeded by (seed, step, call, rank), so the shared stream stays world-size free."""
+        if self.world == 1:
+            return self.rng
+        if self._sub_step != self.step:
+            self._sub_step, self._sub = self.step, 0
+        self._sub += 1
+        key = (self.cfg.seed * 1_000_003 + self.step) * 1_000_003 + self._sub
+        return torch.Generator().manual_seed((key * 65_537 + self.rank) % (2 ** 63 - 1))
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self._amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self._amp_dtype)
+
+    def _no_autocast(self) -> contextlib.AbstractContextManager:
+        if self._amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, enabled=False)
+
+    def _d_no_sync(self) -> contextlib.AbstractContextManager:
+        return self._D_ddp.no_sync() if self._D_ddp is not None else contextlib.nullcontext()
+
+    @staticmethod
+    def _update(loss: torch.Tensor, opt: torch.optim.Optimizer, scaler: "torch.amp.GradScaler | None") -> None:
+        opt.zero_grad(set_to_none=True)
+        if scaler is None:
+            loss.backward()
+            opt.step()
+        else:
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
 
     # ------------------------------------------------------------------ grids
     @torch.no_grad()
@@ -276,9 +426,14 @@ class Trainer:
             t.update(tens)
             meta[prefix] = groups
         t["rng_state"] = self.rng.get_state()
+        for prefix, scaler in (("scaler_g", self._scaler_g), ("scaler_d", self._scaler_d)):
+            if scaler is not None:
+                meta[prefix] = scaler.state_dict()
         path = self.out_dir / "checkpoints" / f"step_{self.step:06d}.safetensors"
-        io.save_checkpoint(path, t, meta)
-        self._prune()
+        if self.is_main:
+            io.save_checkpoint(path, t, meta)
+            self._prune()
+        distributed.barrier()  # every rank returns once the checkpoint is on disk
         return path
 
     def _prune(self) -> None:
@@ -305,13 +460,15 @@ class Trainer:
             self._check_compatible(meta, path)
             self.load_state(tensors, meta)
             self.resumed_from = self.step
-            _truncate_log(self.out_dir / "train_log.jsonl", self.step)
-            _truncate_log(self.out_dir / "callbacks.jsonl", self.step)
+            if self.is_main:
+                _truncate_log(self.out_dir / "train_log.jsonl", self.step)
+                _truncate_log(self.out_dir / "callbacks.jsonl", self.step)
             return
         if ckpts:
             warnings.warn(f"no readable checkpoint in {self.out_dir / 'checkpoints'}; starting from step 0", stacklevel=2)
-        _truncate_log(self.out_dir / "train_log.jsonl", 0)
-        _truncate_log(self.out_dir / "callbacks.jsonl", 0)
+        if self.is_main:
+            _truncate_log(self.out_dir / "train_log.jsonl", 0)
+            _truncate_log(self.out_dir / "callbacks.jsonl", 0)
 
     def _check_compatible(self, meta: dict, path: Path) -> None:
         mine = self._meta()
@@ -330,6 +487,25 @@ class Trainer:
         _load_optimizer(self.opt_d, tensors, meta["opt_d"], "opt_d")
         self.rng.set_state(tensors["rng_state"])
         self.step = int(meta["step"])
+        self._scaler_states = {k: meta[k] for k in ("scaler_g", "scaler_d") if k in meta}
+        self._load_scalers()
+
+    def _load_scalers(self) -> None:
+        for k in ("scaler_g", "scaler_d"):
+            scaler = getattr(self, "_" + k, None)
+            if scaler is not None and k in getattr(self, "_scaler_states", {}):
+                scaler.load_state_dict(self._scaler_states[k])
+
+
+class _TrainForward(nn.Module):
+    """``forward(z, rng) = G.train_forward(z, rng)``: lets DDP and torch.compile see the training pass."""
+
+    def __init__(self, G: Generator) -> None:
+        super().__init__()
+        self.G = G
+
+    def forward(self, z: torch.Tensor, rng: torch.Generator | None = None) -> torch.Tensor:
+        return self.G.train_forward(z, rng)
 
 
 def _strip(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
@@ -432,15 +608,31 @@ def train_model(model: str, dataset: str = "mnist", profile: str = "smoke", out_
                 seed: int = 0, steps: int | None = None, batch_size: int | None = None,
                 ckpt_every: int | None = None, log_every: int | None = None, grid_every: int | None = None,
                 data_seed: int | None = None, progress: bool = True, data_kw: dict | None = None,
+                amp: str | None = None, compile: bool | None = None, channels_last: bool | None = None,
                 **model_kw: Any) -> TrainResult:
     """Train ``model`` on ``dataset``; settings left as None come from ``profiles/<profile>.yaml``.
 
     The CLI and notebook 01 both call this. The output folder defaults to
     ``runs/<profile>/<dataset>/<model>/``; an existing checkpoint there is resumed.
+    ``amp``/``compile``/``channels_last`` left as None come from the profile's ``gpu`` block,
+    which applies only when training runs on CUDA. Launched by ``torchrun`` with several
+    processes, this creates the process group (NCCL on CUDA, gloo on CPU) and trains with DDP;
+    only rank 0 writes files.
     """
+    with distributed.process_group():
+        return _train_model(model, dataset, profile, out_dir, seed, steps, batch_size, ckpt_every, log_every,
+                            grid_every, data_seed, progress, data_kw, amp, compile, channels_last, model_kw)
+
+
+def _train_model(model: str, dataset: str, profile: str, out_dir: str | Path | None, seed: int, steps: int | None,
+                 batch_size: int | None, ckpt_every: int | None, log_every: int | None, grid_every: int | None,
+                 data_seed: int | None, progress: bool, data_kw: dict | None, amp: str | None,
+                 compile: bool | None, channels_last: bool | None, model_kw: dict[str, Any]) -> TrainResult:
     from . import config, data as data_mod
 
     prof = config.load_profile(profile)
+    on_gpu = pick_device(prof.get("device", "auto")).type == "cuda"
+    gpu = dict(prof.get("gpu") or {}) if on_gpu else {}
     kw = dict(prof.get("model_kwargs", {}).get(model) or {})
     kw.update({k: v for k, v in model_kw.items() if v is not None})
 
@@ -455,16 +647,21 @@ def train_model(model: str, dataset: str = "mnist", profile: str = "smoke", out_
         grid_every=int(pick(grid_every, "grid_every", 250)),
         seed=int(seed),
         device=prof.get("device", "auto"),
+        amp=amp if amp is not None else gpu.get("amp"),
+        compile=bool(compile if compile is not None else gpu.get("compile", False)),
+        channels_last=bool(channels_last if channels_last is not None else gpu.get("channels_last", False)),
     )
     train_data = data_mod.load(dataset, "train", seed=int(pick(data_seed, "data_seed", 0)), **(data_kw or {}))
     out = Path(out_dir) if out_dir else config.model_dir(profile, model, dataset)
     trainer = Trainer(model, train_data, out, cfg, **kw)
     result = trainer.fit(progress=progress)
-    io.write_json(out / "train_summary.json", {
-        "model": model, "dataset": dataset, "steps": result.steps, "resumed_from": result.resumed_from,
-        "seconds": round(result.seconds, 3), "steps_per_s": round(result.steps_per_s, 3),
-        "checkpoint": str(result.checkpoint), "device": str(trainer.device),
-    })
+    if trainer.is_main:
+        io.write_json(out / "train_summary.json", {
+            "model": model, "dataset": dataset, "steps": result.steps, "resumed_from": result.resumed_from,
+            "seconds": round(result.seconds, 3), "steps_per_s": round(result.steps_per_s, 3),
+            "checkpoint": str(result.checkpoint), "device": str(trainer.device), "processes": trainer.world,
+            "amp": cfg.amp, "compile": cfg.compile, "channels_last": cfg.channels_last,
+        })
     return result
 
 

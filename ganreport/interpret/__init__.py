@@ -51,4 +51,25 @@ def model_img_shape(model: torch.nn.Module) -> tuple[int, int, int] | None:
     return tuple(shape) if shape is not None else None
 
 
-__all__ = ["check_images", "model_img_shape"]
+def save_arrays(path, **arrays) -> "Path":
+    """Write ``arrays`` (tensors or numpy arrays) to a compressed ``.npz`` file atomically."""
+    from pathlib import Path
+
+    import numpy as np
+
+    from ..io import atomic_write
+
+    path = Path(path)
+    if path.suffix != ".npz":
+        raise ValueError(f"array files end in .npz, got {path.name}")
+    data = {k: (v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else np.asarray(v)) for k, v in arrays.items()}
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:  # a file object: numpy would append .npz to a path
+            np.savez_compressed(fh, **data)
+
+    atomic_write(path, write)
+    return path
+
+
+__all__ = ["check_images", "model_img_shape", "save_arrays"]

@@ -163,8 +163,9 @@ def perturbation_curve(D: nn.Module, x: torch.Tensor, maps: torch.Tensor, mode: 
 def randomized_copy(D: nn.Module, seed: int = 0, top_blocks: int | None = None) -> nn.Module:
     """A copy of ``D`` with re-initialised weights (Adebayo et al. 2018, model randomisation).
 
-    ``top_blocks=None`` re-initialises every module that has ``reset_parameters`` (conv, linear,
-    normalisation layers, whose running statistics are reset too). ``top_blocks=k`` re-initialises
+    ``top_blocks=None`` re-initialises every module: those with ``reset_parameters`` (conv, linear,
+    normalisation layers, whose running statistics are reset too) by it, custom layers by redrawing
+    each of their own parameters from ``N(0, std)`` with the parameter's current std. ``top_blocks=k`` re-initialises
     only the last ``k`` blocks of ``D.layers()`` (the cascading variant, from the output down).
     Initialisation runs inside ``torch.random.fork_rng`` seeded with ``seed``.
     """
@@ -184,10 +185,16 @@ def randomized_copy(D: nn.Module, seed: int = 0, top_blocks: int | None = None) 
                 if hasattr(m, "reset_parameters") and callable(m.reset_parameters):
                     m.reset_parameters()
                     n_reset += 1
+                else:  # custom layers: redraw each own parameter from N(0, its current std)
+                    with torch.no_grad():
+                        for p in m.parameters(recurse=False):
+                            std = float(p.std()) if p.numel() > 1 else 0.0
+                            p.normal_(0.0, std if std > 0 else 0.02)
+                            n_reset += 1
                 if hasattr(m, "reset_running_stats"):
                     m.reset_running_stats()
     if n_reset == 0:
-        raise ConfigError(f"{type(D).__name__} has no module with reset_parameters(); cannot randomise it")
+        raise ConfigError(f"{type(D).__name__} has no parameters to re-initialise; cannot randomise it")
     return Dr.eval()
 
 
@@ -232,7 +239,7 @@ def sanity_check(D: nn.Module, x: torch.Tensor, method: str | AttributionFn = "s
     ref = to_map(fn(D, x), "abs_sum")
     levels: list[int | None] = []
     if cascade:
-        levels += list(range(1, len(D.layers()) + 1))
+        levels += list(range(1, len(D.layers())))  # the last level, all blocks, is "all" below
     levels.append(None)
     out = []
     for lv in levels:

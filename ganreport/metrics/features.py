@@ -106,7 +106,7 @@ def pixels(**_: Any) -> PixelExtractor:
 
 # --------------------------------------------------------------------------- classifier
 CLASSIFIER_DEFAULTS: dict[str, Any] = dict(
-    width=16, prelogit_dim=128, dropout=0.25, epochs=20, batch_size=64, lr=2e-3, weight_decay=1e-4,
+    width=16, prelogit_dim=128, dropout=0.25, epochs=30, batch_size=64, lr=2e-3, weight_decay=1e-4,
     augment=True, max_rotate=10.0, max_translate=0.1, max_scale=0.1,
 )
 
@@ -240,7 +240,7 @@ def train_classifier(dataset: str = "mnist", data_seed: int = 0, seed: int = 0, 
                 loss.backward()
                 opt.step()
                 sched.step()
-            bar.set_postfix(loss=f"{float(loss):.3f}", refresh=False)
+            bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
     model.eval()
     meta = dict(dataset=dataset, split=split, data_seed=data_seed, seed=seed, settings=s, data_kw=data_kw,
                 img_shape=list(train.shape), num_classes=n_classes, n_train=len(train), n_test=len(test),

@@ -20,7 +20,9 @@ StyleGAN", CVPR) and what is simplified:
 - **Equalised learning rate** (Karras et al. 2018, ProGAN §4.1): weights are stored ``N(0, 1)``
   and scaled at run time by ``1/sqrt(fan_in)``.
 - **Skip ("output skips") generator**: a ToRGB per resolution, summed after bilinear upsampling.
-  Simplification: bilinear upsampling (not the FIR filter of the official code), no
+  Simplifications: the upsampling convs are 4x4 stride-2 transposed modulated convs without the
+  FIR blur of the official code (on the CPU this is ~3x faster than bilinear upsampling followed
+  by a 3x3 conv at the higher resolution), the RGB skips use bilinear upsampling, no
   path-length regularisation, and a final ``tanh`` because every generator of this package
   returns images in [-1, 1].
 - **Style mixing** (StyleGAN §3.1) in :meth:`StyleGenerator.train_forward`: with probability
@@ -96,35 +98,45 @@ class ModulatedConv(nn.Module):
 
     ``y = d ⊙ conv(x ⊙ s, W / sqrt(in·k²))`` with style ``s = A(w)`` (B, in) and demodulation
     ``d_j = 1 / sqrt(Σ_{i,k} (s_i W_{jik} / sqrt(in·k²))² + 1e-8)`` (B, out).
+    With ``upsample=True`` the conv is a 4x4 stride-2 transposed conv (as StyleGAN2's upsampling
+    layers, without the FIR blur), times a gain of 2 because each output pixel sees a quarter of
+    the taps.
     """
 
     def __init__(self, in_ch: int, out_ch: int, kernel: int, w_dim: int, demodulate: bool = True,
                  upsample: bool = False) -> None:
         super().__init__()
+        if upsample and kernel != 4:
+            raise ValueError("the upsampling modulated conv is a 4x4 stride-2 transposed conv; use kernel=4")
         self.weight = nn.Parameter(torch.randn(out_ch, in_ch, kernel, kernel))
         self.scale = 1.0 / math.sqrt(in_ch * kernel * kernel)
         self.affine = EqualLinear(w_dim, in_ch, bias_init=1.0)  # styles start at 1
         self.demodulate, self.upsample, self.padding = demodulate, upsample, kernel // 2
+        # a stride-2 transposed conv feeds each output pixel k²/4 of the k² taps: gain 2 restores unit variance
+        self.gain = 2.0 if upsample else 1.0
 
     def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         s = self.affine(w)  # (B, in)
         weight = self.weight * self.scale  # (out, in, k, k)
-        if self.upsample:
-            x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
-        y = F.conv2d(x * s[:, :, None, None], weight, padding=self.padding)
+        x = x * s[:, :, None, None]
+        if self.upsample:  # (B, in, r, r) -> (B, out, 2r, 2r)
+            y = F.conv_transpose2d(x, weight.transpose(0, 1), stride=2, padding=1)
+        else:  # (B, in, r, r) -> (B, out, r, r)
+            y = F.conv2d(x, weight, padding=self.padding)
         if self.demodulate:
             # Σ_{i,k} (s_i W_jik)² = Σ_i s_i² Σ_k W_jik²  -> (B, out)
-            d = torch.rsqrt(s.pow(2) @ weight.pow(2).sum(dim=(2, 3)).t() + 1e-8)
+            d = torch.rsqrt(s.pow(2) @ weight.pow(2).sum(dim=(2, 3)).t() + 1e-8) * self.gain
             y = y * d[:, :, None, None]
         return y
 
 
 class StyleLayer(nn.Module):
-    """Modulated 3x3 conv + learned-scale noise + bias + lrelu at one resolution."""
+    """Modulated conv (3x3, or 4x4 stride-2 transposed when upsampling) + learned-scale noise
+    + bias + lrelu at one resolution."""
 
     def __init__(self, in_ch: int, out_ch: int, w_dim: int, resolution: int, upsample: bool, noise_seed: int) -> None:
         super().__init__()
-        self.conv = ModulatedConv(in_ch, out_ch, 3, w_dim, demodulate=True, upsample=upsample)
+        self.conv = ModulatedConv(in_ch, out_ch, 4 if upsample else 3, w_dim, demodulate=True, upsample=upsample)
         self.noise_strength = nn.Parameter(torch.zeros(()))
         self.bias = nn.Parameter(torch.zeros(out_ch))
         self.resolution = resolution

@@ -1,0 +1,289 @@
+"""Cross-architecture comparison (notebook 04): reads only ``runs/<profile>/metrics.jsonl``.
+
+Tables (value with CI per architecture x metric, ranks, winners), agreement between metrics
+(rank correlation across architectures and checkpoints), quantitative-vs-qualitative plots and
+a findings text whose every number is formatted from the rows.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from . import results
+
+REAL_MODELS = ("real_train", "real_test", "real")
+
+
+def load(profile: str, models: Sequence[str] | None = None) -> pd.DataFrame:
+    """Rows of ``profile`` (generated models only when ``models`` is given), newest step per key."""
+    df = results.load(profile)
+    if df.empty:
+        return df
+    if models is not None:
+        df = df[df["model"].isin(list(models))]
+    return df.reset_index(drop=True)
+
+
+def final_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per (model, metric, feature, section): the largest step (or the row without a step)."""
+    if df.empty:
+        return df
+    d = df.copy()
+    d["_step"] = pd.to_numeric(d["step"], errors="coerce").fillna(-1)
+    d = d.sort_values("_step").groupby(["model", "metric", "feature", "section"], dropna=False, as_index=False).last()
+    return d.drop(columns="_step")
+
+
+def metric_label(metric: str, feature: str | None) -> str:
+    return f"{metric} ({feature})" if feature else metric
+
+
+def summary_table(df: pd.DataFrame, sections: Sequence[str] | None = None) -> pd.DataFrame:
+    """Architecture x metric table of ``value [ci_low, ci_high]`` strings; a first row gives the direction."""
+    d = final_rows(df)
+    if sections is not None:
+        d = d[d["section"].isin(list(sections))]
+    if d.empty:
+        return pd.DataFrame()
+    d = d.assign(label=[metric_label(m, f) for m, f in zip(d["metric"], d["feature"])])
+    cells = {}
+    directions = {}
+    for _, r in d.iterrows():
+        cells.setdefault(r["label"], {})[r["model"]] = _fmt_ci(r["value"], r["ci_low"], r["ci_high"])
+        directions[r["label"]] = {"lower": "↓ lower is better", "higher": "↑ higher is better"}.get(r["direction"], "")
+    table = pd.DataFrame(cells)
+    table.loc["direction"] = pd.Series(directions)
+    order = ["direction"] + [m for m in table.index if m != "direction"]
+    return table.loc[order]
+
+
+def _fmt(v) -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "–"
+    v = float(v)
+    if v == 0:
+        return "0"
+    mag = abs(v)
+    if mag >= 1000 or mag < 1e-3:
+        return f"{v:.3g}"
+    return f"{v:.4g}" if mag < 1 else f"{v:.4g}"
+
+
+def _fmt_ci(v, lo, hi) -> str:
+    s = _fmt(v)
+    if lo is not None and hi is not None and not (isinstance(lo, float) and math.isnan(lo)):
+        s += f" [{_fmt(lo)}, {_fmt(hi)}]"
+    return s
+
+
+def ranked(df: pd.DataFrame, models: Sequence[str]) -> pd.DataFrame:
+    """Rank of each model per directed metric (1 = best; ties share the mean rank), plus the winner."""
+    d = final_rows(df)
+    d = d[d["model"].isin(list(models)) & d["direction"].isin(["lower", "higher"]) & d["value"].notna()]
+    out = {}
+    winners = {}
+    for (metric, feature, section), g in d.groupby(["metric", "feature", "section"], dropna=False):
+        if g["model"].nunique() < 2:
+            continue
+        score = g.set_index("model")["value"].astype(float)
+        if g["direction"].iloc[0] == "lower":
+            score = -score
+        label = metric_label(metric, feature)
+        ranks = score.rank(ascending=False, method="average")
+        out[label] = ranks
+        best = ranks[ranks == ranks.min()].index.tolist()
+        winners[label] = " = ".join(best)
+    table = pd.DataFrame(out).T
+    if table.empty:
+        return table
+    table["winner"] = pd.Series(winners)
+    return table
+
+
+def oriented_scores(df: pd.DataFrame, models: Sequence[str]) -> pd.DataFrame:
+    """Points (model, step) x directed metric, signed so that larger is better for every metric."""
+    d = df[df["model"].isin(list(models)) & df["direction"].isin(["lower", "higher"]) & df["value"].notna()].copy()
+    if d.empty:
+        return pd.DataFrame()
+    d["label"] = [metric_label(m, f) for m, f in zip(d["metric"], d["feature"])]
+    d["score"] = np.where(d["direction"] == "lower", -d["value"].astype(float), d["value"].astype(float))
+    d["point"] = [f"{m}@{s}" if s is not None and not (isinstance(s, float) and math.isnan(s)) else m
+                  for m, s in zip(d["model"], d["step"])]
+    return d.pivot_table(index="point", columns="label", values="score", aggfunc="mean")
+
+
+def metric_agreement(df: pd.DataFrame, models: Sequence[str], method: str = "spearman",
+                     min_points: int = 3) -> pd.DataFrame:
+    """Rank correlation between metrics over all (model, checkpoint) points where both exist.
+
+    Every metric is oriented so that larger = better first, so +1 means two metrics order the
+    architectures identically and −1 means they order them in reverse.
+    """
+    if method not in ("spearman", "kendall"):
+        raise ValueError(f"method must be 'spearman' or 'kendall', got {method!r}")
+    scores = oriented_scores(df, models)
+    if scores.empty:
+        return scores
+    scores = scores.loc[:, scores.notna().sum() >= min_points]
+    cols = list(scores.columns)
+    mat = pd.DataFrame(np.nan, index=cols, columns=cols)
+    fn = stats.spearmanr if method == "spearman" else stats.kendalltau
+    for i, a in enumerate(cols):
+        for b in cols[i:]:
+            pair = scores[[a, b]].dropna()
+            if len(pair) >= min_points and pair[a].nunique() > 1 and pair[b].nunique() > 1:
+                r = fn(pair[a], pair[b])[0]
+                mat.loc[a, b] = mat.loc[b, a] = r
+    return mat
+
+
+def plot_agreement(mat: pd.DataFrame, title: str = "Agreement between metric rankings"):
+    import matplotlib.pyplot as plt
+
+    n = len(mat)
+    fig, ax = plt.subplots(figsize=(max(4, 0.45 * n + 2), max(3.5, 0.45 * n + 1.5)))
+    im = ax.imshow(mat.to_numpy(dtype=float), vmin=-1, vmax=1, cmap="RdBu_r")
+    ax.set_xticks(range(n), mat.columns, rotation=70, ha="right", fontsize=7)
+    ax.set_yticks(range(n), mat.index, fontsize=7)
+    fig.colorbar(im, ax=ax, label="rank correlation (+1 = same ordering)")
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_metric_bars(df: pd.DataFrame, models: Sequence[str], metrics: Sequence[str] | None = None, ncols: int = 4):
+    """One panel per metric: value per architecture with its CI as an error bar."""
+    import matplotlib.pyplot as plt
+
+    d = final_rows(df)
+    d = d[d["model"].isin(list(models)) & d["value"].notna()]
+    if metrics is not None:
+        d = d[d["metric"].isin(list(metrics))]
+    labels = sorted({metric_label(m, f) for m, f in zip(d["metric"], d["feature"])})
+    if not labels:
+        fig, ax = plt.subplots(figsize=(4, 2))
+        ax.text(0.5, 0.5, "no results", ha="center")
+        ax.set_axis_off()
+        return fig
+    nrows = math.ceil(len(labels) / ncols)
+    fig, axes = plt.subplots(nrows, min(ncols, len(labels)), figsize=(3.2 * min(ncols, len(labels)), 2.6 * nrows),
+                             squeeze=False)
+    colours = {m: f"C{i}" for i, m in enumerate(models)}
+    for ax, label in zip(axes.flat, labels):
+        g = d[[metric_label(m, f) == label for m, f in zip(d["metric"], d["feature"])]]
+        g = g.set_index("model").reindex([m for m in models if m in set(g["model"])])
+        v = g["value"].astype(float).to_numpy()
+        lo = g["ci_low"].astype(float).to_numpy()
+        hi = g["ci_high"].astype(float).to_numpy()
+        err = np.vstack([np.nan_to_num(v - lo), np.nan_to_num(hi - v)]).clip(min=0)
+        ax.bar(range(len(g)), v, yerr=err, capsize=3, color=[colours[m] for m in g.index])
+        ax.set_xticks(range(len(g)), g.index, rotation=20, fontsize=8)
+        arrow = {"lower": " ↓", "higher": " ↑"}.get(str(g["direction"].iloc[0]), "")
+        ax.set_title(label + arrow, fontsize=9)
+        ax.grid(axis="y", alpha=0.3)
+    for ax in list(axes.flat)[len(labels):]:
+        ax.set_axis_off()
+    fig.tight_layout()
+    return fig
+
+
+def plot_quant_vs_qual(df: pd.DataFrame, models: Sequence[str], quant: Sequence[str], qual: Sequence[str]):
+    """Scatter grid: each quantitative metric (rows) against each qualitative measure (columns),
+    one point per architecture, labelled; the Spearman ρ over architectures in each panel title."""
+    import matplotlib.pyplot as plt
+
+    d = final_rows(df)
+    d = d[d["model"].isin(list(models)) & d["value"].notna()]
+    val = d.groupby(["model", "metric"])["value"].mean().unstack()
+    quant = [q for q in quant if q in val.columns]
+    qual = [q for q in qual if q in val.columns]
+    if not quant or not qual:
+        fig, ax = plt.subplots(figsize=(5, 1.5))
+        ax.text(0.5, 0.5, "no qualitative/quantitative pairs recorded yet", ha="center", va="center")
+        ax.set_axis_off()
+        return fig
+    fig, axes = plt.subplots(len(quant), len(qual), figsize=(2.9 * len(qual), 2.5 * len(quant)), squeeze=False)
+    for i, q in enumerate(quant):
+        for j, c in enumerate(qual):
+            ax = axes[i][j]
+            pair = val[[c, q]].dropna()
+            for k, (m, r) in enumerate(pair.iterrows()):
+                ax.scatter(r[c], r[q], color=f"C{list(models).index(m)}")
+                ax.annotate(m, (r[c], r[q]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+            rho = stats.spearmanr(pair[c], pair[q])[0] if len(pair) >= 3 else float("nan")
+            ax.set_title(f"ρ = {rho:.2f}" if math.isfinite(rho) else "ρ: < 3 points", fontsize=8)
+            ax.set_xlabel(c, fontsize=8)
+            ax.set_ylabel(q, fontsize=8)
+            ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def ranking_agreement(df: pd.DataFrame, models: Sequence[str], quant: Sequence[str], qual: Sequence[str]) -> dict:
+    """Mean rank of each architecture over the quantitative and over the qualitative metrics, and the
+    Spearman ρ between the two orderings (the seed study's question)."""
+    r = ranked(df, models)
+    if r.empty:
+        return {"quant_rank": {}, "qual_rank": {}, "rho": float("nan")}
+    r = r.drop(columns="winner")
+    base = [i.split(" (")[0] for i in r.index]
+    q_rows = r[[b in quant for b in base]]
+    l_rows = r[[b in qual for b in base]]
+    q_mean, l_mean = q_rows.mean(), l_rows.mean()
+    common = [m for m in models if m in q_mean.dropna().index and m in l_mean.dropna().index]
+    rho = stats.spearmanr(q_mean[common], l_mean[common])[0] if len(common) >= 3 else float("nan")
+    return {"quant_rank": q_mean.dropna().to_dict(), "qual_rank": l_mean.dropna().to_dict(), "rho": float(rho),
+            "n_quant": len(q_rows), "n_qual": len(l_rows)}
+
+
+def findings(df: pd.DataFrame, models: Sequence[str], quant: Sequence[str], qual: Sequence[str]) -> str:
+    """Markdown findings; every number in it is read from ``df``."""
+    lines = []
+    d = final_rows(df)
+    r = ranked(df, models)
+    if r.empty:
+        return "_No results recorded yet: run notebooks 01–03 first._"
+    wins = r["winner"].str.split(" = ").explode().value_counts()
+    lines.append(f"- Over {len(r)} directed metrics, the most frequent winner is **{wins.index[0]}** "
+                 f"({int(wins.iloc[0])} of {len(r)})" + "".join(f"; {m}: {int(c)}" for m, c in wins.iloc[1:].items()) + ".")
+    for metric in ("fid", "kid", "ddm", "c2st_1nn", "precision", "recall"):
+        g = d[(d["metric"] == metric) & d["model"].isin(list(models)) & d["value"].notna()]
+        if g.empty:
+            continue
+        feat = g["feature"].mode().iloc[0] if g["feature"].notna().any() else None
+        if feat is not None:
+            g = g[g["feature"] == feat]
+        best = g.loc[g["value"].idxmin() if g["direction"].iloc[0] == "lower" else g["value"].idxmax()]
+        base = d[(d["metric"] == metric) & d["model"].isin(REAL_MODELS) & d["value"].notna()]
+        if feat is not None:
+            base = base[base["feature"] == feat]
+        txt = (f"- **{metric}**{f' ({feat})' if feat else ''}: best {best['model']} = "
+               f"{_fmt_ci(best['value'], best['ci_low'], best['ci_high'])}; "
+               + ", ".join(f"{r2['model']} = {_fmt(r2['value'])}" for _, r2 in g.iterrows() if r2["model"] != best["model"]))
+        if not base.empty:
+            txt += "; real-data baseline " + ", ".join(f"{b['model']} = {_fmt(b['value'])}" for _, b in base.iterrows())
+        lines.append(txt + ".")
+    agree = ranking_agreement(df, models, quant, qual)
+    if agree["quant_rank"] and agree["qual_rank"]:
+        rho = agree["rho"]
+        lines.append(
+            "- Mean rank over quantitative metrics: " + ", ".join(f"{m} {v:.2f}" for m, v in sorted(agree["quant_rank"].items(), key=lambda t: t[1]))
+            + "; over interpretability measures: " + ", ".join(f"{m} {v:.2f}" for m, v in sorted(agree["qual_rank"].items(), key=lambda t: t[1]))
+            + (f". Spearman ρ between the two orderings = {rho:.2f} over {len(agree['quant_rank'])} architectures"
+               + (" — they agree." if rho > 0.5 else " — they disagree." if rho < -0.5 else " — no clear relation.")
+               if math.isfinite(rho) else ". Too few architectures for a rank correlation."))
+    return "\n".join(lines)
+
+
+# Metric groups for the comparison (names as recorded by notebooks 02 and 03).
+QUANT_METRICS = ("fid", "kid", "is", "precision", "recall", "density", "coverage", "mmd", "mmd_poly", "c2st_1nn",
+                 "c2st_net", "ddm", "ddm_train", "sharpness", "noise", "ssim_nn", "memorization")
+QUAL_METRICS = ("concentration", "deletion_auc", "insertion_auc", "sanity_ssim", "sanity_rank_corr", "ppl_lerp",
+                "ppl_slerp", "interpretable_units", "mean_iou")
+QUANT_HEADLINE = ("fid", "ddm", "c2st_1nn")
+QUAL_HEADLINE = ("concentration", "deletion_auc", "ppl_slerp", "memorization")

@@ -1,0 +1,319 @@
+"""Whole-model evaluation for notebook 02: sample a trained generator, compute every metric
+against the real test split, and return tidy result rows (``results.make_row`` fields).
+
+Which representation each metric sees (``feature`` column of the rows):
+
+- the extractor's main output (``classifier.prelogits``, ``inception.pool``, ``pixels``): FID,
+  KID, precision/recall/density/coverage, MMD (Gaussian and polynomial), C2ST 1-NN and net;
+- its logits (``classifier.logits``): IS and DDM (eqs. 3.4, 3.5), as in the ModNet thesis;
+- pixels: sharpness, noise, SSIM to the nearest real image, memorisation;
+- the model's own discriminator/critic: ``critic_*``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .. import config
+from ..data import ImageData
+from ..errors import CheckpointError, ConfigError
+from .base import METRICS, Result, check_features, check_same_dim
+from .features import Extractor, extract, get_extractor, real_features
+
+FEATURE_METRICS = ("fid", "kid", "precision", "recall", "density", "coverage", "mmd", "mmd_poly",
+                   "c2st_1nn", "c2st_net")
+LOGIT_METRICS = ("is", "ddm", "ddm_train")
+IMAGE_METRICS = ("sharpness", "noise", "ssim_nn", "memorization")
+CRITIC_METRICS = ("critic_real", "critic_fake", "critic_gap", "critic_offset")
+ALL_METRICS = FEATURE_METRICS + LOGIT_METRICS + IMAGE_METRICS + CRITIC_METRICS
+PRDC = ("precision", "recall", "density", "coverage")
+
+#: Options used by the evaluation (cheaper than the metric defaults where it matters on a CPU).
+DEFAULT_OPTIONS: dict[str, dict[str, Any]] = {
+    "fid": {"n_boot": 20},
+    "kid": {"num_subsets": 50, "subset_size": 1000},
+    "c2st_net": {"hidden": 32, "steps": 200},
+    "memorization": {"n_boot": 200},
+}
+#: Lighter options for the validation experiments (many sets are scored).
+FAST_OPTIONS: dict[str, dict[str, Any]] = {
+    "fid": {"n_boot": 10},
+    "kid": {"num_subsets": 20, "subset_size": 500},
+    "c2st_net": {"hidden": 32, "steps": 150},
+    "memorization": {"n_boot": 100},
+    "mmd": {"n_blocks": 5},
+    "mmd_poly": {"n_blocks": 5},
+}
+
+
+@dataclass
+class RealData:
+    """Real train/test images of a dataset and their (cached) features under one extractor."""
+
+    dataset: str
+    data_seed: int
+    extractor: Extractor
+    train: ImageData
+    test: ImageData
+    train_feats: dict[str, torch.Tensor]
+    test_feats: dict[str, torch.Tensor]
+
+
+def load_real(dataset: str = "mnist", feature: str = "classifier", data_seed: int = 0,
+              feature_kw: dict[str, Any] | None = None, cache_dir: str | Path | None = None) -> RealData:
+    """Load the train and test splits and their features (extracted once, cached by hash).
+
+    ``feature_kw`` goes to the extractor: e.g. ``{"epochs": 2}`` for ``classifier``,
+    ``{"weights": "/path/inception_v3.safetensors"}`` for ``inception``.
+    """
+    from .. import data as data_mod
+
+    kw = dict(feature_kw or {})
+    if feature == "classifier":
+        kw = {"dataset": dataset, "data_seed": data_seed, "cache_dir": cache_dir, **kw}
+    ext = get_extractor(feature, **kw)
+    train = data_mod.load(dataset, "train", seed=data_seed)
+    test = data_mod.load(dataset, "test", seed=data_seed)
+    return RealData(dataset, data_seed, ext, train, test,
+                    real_features(ext, dataset, "train", data_seed, cache_dir),
+                    real_features(ext, dataset, "test", data_seed, cache_dir))
+
+
+def _opts(name: str, options: dict[str, dict[str, Any]] | None) -> dict[str, Any]:
+    base = dict(DEFAULT_OPTIONS.get(name, {}))
+    if options is not None:
+        base = dict(options.get(name, base))
+    return base
+
+
+@torch.no_grad()
+def critic_scores(critic: nn.Module, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+    """Raw critic/discriminator outputs ``D(x)`` (1-D), batched, eval mode."""
+    critic.eval()
+    dev = next(critic.parameters()).device
+    return torch.cat([critic(images[i:i + batch_size].to(dev)).reshape(-1).cpu()
+                      for i in range(0, len(images), batch_size)])
+
+
+def evaluate_samples(fake: torch.Tensor, real: torch.Tensor, extractor: Extractor, *,
+                     train: torch.Tensor | None = None, real_feats: dict[str, torch.Tensor] | None = None,
+                     train_feats: dict[str, torch.Tensor] | None = None, fake_feats: dict[str, torch.Tensor] | None = None,
+                     critic: nn.Module | None = None, metrics: Sequence[str] | None = None,
+                     options: dict[str, dict[str, Any]] | None = None, seed: int = 0) -> dict[str, Result]:
+    """Every requested metric of the images ``fake`` against the real images ``real``.
+
+    Parameters
+    ----------
+    fake, real : (N, C, H, W) images in [-1, 1].
+    extractor : feature extractor (``features.get_extractor``).
+    train : training images; needed by ``ddm_train`` and ``memorization`` (skipped without).
+    real_feats, train_feats, fake_feats : precomputed features (else extracted here).
+    critic : the model's discriminator; the ``critic_*`` metrics are computed when given.
+    metrics : names to compute (default: all that the inputs allow).
+    options : per-metric options replacing ``DEFAULT_OPTIONS`` (e.g. ``FAST_OPTIONS``).
+
+    Returns
+    -------
+    ``{metric: Result}``; each ``Result.extra["feature"]`` names the representation used.
+    """
+    wanted = list(metrics) if metrics is not None else [m for m in ALL_METRICS if m not in CRITIC_METRICS or critic]
+    unknown = [m for m in wanted if m not in METRICS]
+    if unknown:
+        raise ConfigError(f"unknown metric(s) {unknown}; known: {', '.join(METRICS.names())}")
+    if ext_logits_missing := (extractor.logits is None):
+        wanted = [m for m in wanted if m != "is"]  # IS needs class logits
+    if train is None:
+        wanted = [m for m in wanted if m not in ("ddm_train", "memorization")]
+    check_same_dim(real, fake, "real images", "fake images")
+    fake_feats = fake_feats or extract(extractor, fake)
+    real_feats = real_feats or extract(extractor, real)
+    if train is not None and train_feats is None and "ddm_train" in wanted:
+        train_feats = extract(extractor, train)
+    main, logit_key = extractor.main, (extractor.logits or extractor.main)
+    fr, ff = check_features(real_feats[main], "real features"), check_features(fake_feats[main], "fake features")
+    lr, lf = check_features(real_feats[logit_key], "real logits"), check_features(fake_feats[logit_key], "fake logits")
+    label_main, label_logit = extractor.feature_name(main), extractor.feature_name(logit_key)
+    out: dict[str, Result] = {}
+
+    def put(name: str, res: Result, feature: str) -> None:
+        res.name = name
+        res.extra["feature"] = feature
+        out[name] = res
+
+    if any(m in wanted for m in PRDC):
+        from .prdc import prdc
+
+        o = _opts("precision", options)
+        for name, res in prdc(fr, ff, seed=seed, **o).items():
+            if name in wanted:
+                put(name, res, label_main)
+    real64, fake64 = real.double(), fake.double()
+    scores = None
+    if critic is not None and any(m in wanted for m in CRITIC_METRICS):
+        scores = (critic_scores(critic, real).double(), critic_scores(critic, fake).double())
+    for name in wanted:
+        if name in PRDC:
+            continue
+        spec = METRICS.get(name)
+        o = _opts(name, options)
+        if name in LOGIT_METRICS:
+            r, f, label = lr, lf, label_logit
+        elif spec.inputs == "features":
+            r, f, label = fr, ff, label_main
+        elif name in CRITIC_METRICS:
+            if scores is None:
+                continue
+            r, f, label = scores[0], scores[1], "critic"
+        else:
+            r, f, label = real64, fake64, "pixels"
+        if name == "ddm_train":
+            o["reference"] = train_feats[logit_key].double()
+        if name == "memorization":
+            r, o["heldout"] = train.double(), real64
+        put(name, spec.fn(r, f, seed=seed, **o), label)
+    if ext_logits_missing and metrics is not None and "is" in metrics:
+        warnings.warn(f"extractor {extractor.name!r} has no logits: 'is' skipped", stacklevel=2)
+    return out
+
+
+def rows_from(results: dict[str, Result], model: str, *, profile: str = "", dataset: str = "", seed: int = 0,
+              step: int | None = None, section: str = "quantitative", **extra: Any) -> list[dict[str, Any]]:
+    """Tidy rows (``results.make_row``) of a ``{metric: Result}`` dict."""
+    return [res.row(model, metric=name, feature=res.extra.get("feature", ""), profile=profile, dataset=dataset,
+                    seed=seed, step=step, section=section, **extra)
+            for name, res in results.items()]
+
+
+def evaluate_model(profile: str, model: str, dataset: str = "mnist", n_samples: int = 256, seed: int = 0,
+                   real: RealData | None = None, feature: str = "classifier", data_seed: int = 0,
+                   feature_kw: dict[str, Any] | None = None, metrics: Sequence[str] | None = None,
+                   options: dict[str, dict[str, Any]] | None = None, model_dir: str | Path | None = None,
+                   return_samples: bool = False) -> list[dict[str, Any]] | tuple[list[dict[str, Any]], torch.Tensor, dict[str, Result]]:
+    """Rows of every metric for the trained ``model`` in ``config.model_dir(profile, model, dataset)``.
+
+    Samples ``n_samples`` images with latents seeded by ``seed`` (``train.sample``), compares them
+    with the real test split (features from ``real`` or loaded here) and evaluates the model's
+    own discriminator as critic. With ``return_samples`` also returns the images and the
+    ``{metric: Result}`` dict (per-sample scores for "most detectable" fakes and the like).
+    """
+    from .. import train as train_mod
+
+    real = real or load_real(dataset, feature, data_seed, feature_kw)
+    folder = Path(model_dir) if model_dir else config.model_dir(profile, model, dataset)
+    G, meta = train_mod.load_generator(folder)
+    D, _ = train_mod.load_discriminator(folder)
+    fake = train_mod.sample(G, n_samples, seed=seed)
+    res = evaluate_samples(fake, real.test.images, real.extractor, train=real.train.images,
+                           real_feats=real.test_feats, train_feats=real.train_feats, critic=D, metrics=metrics,
+                           options=options, seed=seed)
+    rows = rows_from(res, model, profile=profile, dataset=dataset, seed=seed, step=meta.get("step"))
+    return (rows, fake, res) if return_samples else rows
+
+
+def evaluate_all(profile: str, models: Sequence[str], dataset: str = "mnist", n_samples: int = 256, seed: int = 0,
+                 real: RealData | None = None, feature: str = "classifier", data_seed: int = 0,
+                 feature_kw: dict[str, Any] | None = None, metrics: Sequence[str] | None = None,
+                 options: dict[str, dict[str, Any]] | None = None, missing: str = "raise") -> list[dict[str, Any]]:
+    """:func:`evaluate_model` for each of ``models``; ``missing="skip"`` skips untrained ones with a warning."""
+    if missing not in ("raise", "skip"):
+        raise ConfigError(f"missing must be 'raise' or 'skip', got {missing!r}")
+    real = real or load_real(dataset, feature, data_seed, feature_kw)
+    rows: list[dict[str, Any]] = []
+    for m in models:
+        try:
+            rows += evaluate_model(profile, m, dataset, n_samples, seed, real, metrics=metrics, options=options)
+        except CheckpointError as e:
+            if missing == "raise":
+                raise
+            warnings.warn(f"skipping {m}: {e}", stacklevel=2)
+    return rows
+
+
+def real_baselines(real: RealData, n_samples: int = 256, seed: int = 0, profile: str = "",
+                   metrics: Sequence[str] | None = None, options: dict[str, dict[str, Any]] | None = None
+                   ) -> list[dict[str, Any]]:
+    """Rows for two reference "generators" made of real images:
+
+    - ``real_train``: ``n_samples`` training images scored like a model against the test split
+      (what a perfect memoriser would get: note ``memorization`` → 0 and ``ddm_train`` < 0);
+    - ``real_test``: two disjoint halves of the test split — ``n = min(n_samples, N_test/2)``
+      images against the remaining ones (what a perfect generator of new images would get).
+    """
+    g = torch.Generator().manual_seed(seed)
+    n_tr = min(n_samples, len(real.train))
+    it = torch.randperm(len(real.train), generator=g)[:n_tr]
+    sub = {k: v[it] for k, v in real.train_feats.items()}
+    res_tr = evaluate_samples(real.train.images[it], real.test.images, real.extractor, train=real.train.images,
+                              real_feats=real.test_feats, train_feats=real.train_feats, fake_feats=sub,
+                              metrics=metrics, options=options, seed=seed)
+    perm = torch.randperm(len(real.test), generator=g)
+    n_te = min(n_samples, len(real.test) // 2)
+    b, a = perm[:n_te], perm[n_te:]
+    res_te = evaluate_samples(real.test.images[b], real.test.images[a], real.extractor, train=real.train.images,
+                              real_feats={k: v[a] for k, v in real.test_feats.items()},
+                              fake_feats={k: v[b] for k, v in real.test_feats.items()},
+                              train_feats=real.train_feats, metrics=metrics, options=options, seed=seed)
+    kw = dict(profile=profile, dataset=real.dataset, seed=seed)
+    return rows_from(res_tr, "real_train", **kw) + rows_from(res_te, "real_test", **kw)
+
+
+def results_table(rows: Sequence[dict[str, Any]] | Any, digits: int = 4):
+    """Wide table ``metric x model`` of ``value [ci_low, ci_high]`` strings (from rows or a frame)."""
+    import pandas as pd
+
+    df = pd.DataFrame(list(rows)) if not isinstance(rows, pd.DataFrame) else rows
+
+    def fmt(r: Any) -> str:
+        v = f"{r['value']:.{digits}g}" if r["value"] is not None and pd.notna(r["value"]) else "nan"
+        if pd.notna(r.get("ci_low")) and pd.notna(r.get("ci_high")):
+            return f"{v} [{r['ci_low']:.{digits}g}, {r['ci_high']:.{digits}g}]"
+        return v
+
+    df = df.assign(cell=df.apply(fmt, axis=1),
+                   arrow=df["direction"].map({"lower": "↓", "higher": "↑"}).fillna(""))
+    df["metric"] = df["metric"] + " " + df["arrow"]
+    order = list(dict.fromkeys(df["model"]))
+    return df.pivot(index="metric", columns="model", values="cell")[order]
+
+
+def plot_bars(rows: Sequence[dict[str, Any]] | Any, metrics: Sequence[str] | None = None, ncols: int = 6):
+    """One panel per metric: a bar per model with its 95 % CI; real baselines in grey."""
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    df = pd.DataFrame(list(rows)) if not isinstance(rows, pd.DataFrame) else rows
+    metrics = list(metrics or dict.fromkeys(df["metric"]))
+    models = list(dict.fromkeys(df["model"]))
+    nrows = -(-len(metrics) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(2.5 * ncols, 2.5 * nrows), squeeze=False)
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, m in zip(axes.flat, metrics):
+        sub = df[df["metric"] == m].set_index("model").reindex(models)
+        sub = sub[sub["value"].notna()]  # e.g. no critic statistics for the real baselines
+        vals = sub["value"].astype(float)
+        lo = (vals - sub["ci_low"].astype(float)).clip(lower=0).fillna(0)
+        hi = (sub["ci_high"].astype(float) - vals).clip(lower=0).fillna(0)
+        cols = ["0.7" if mod.startswith("real_") else colours[models.index(mod) % len(colours)] for mod in sub.index]
+        ax.bar(range(len(sub)), vals, yerr=[lo, hi], color=cols, capsize=3)
+        ax.set_xticks(range(len(sub)))
+        ax.set_xticklabels(list(sub.index), rotation=45, ha="right", fontsize=7)
+        d = sub["direction"].dropna().iloc[0] if sub["direction"].notna().any() else "none"
+        ax.set_title(m + {"lower": " (lower better ↓)", "higher": " (higher better ↑)"}.get(d, ""), fontsize=8)
+        ax.set_ylabel(m, fontsize=7)
+        ax.tick_params(axis="y", labelsize=6)
+        ax.grid(axis="y", alpha=0.3)
+    for ax in list(axes.flat)[len(metrics):]:
+        ax.set_axis_off()
+    fig.tight_layout()
+    return fig
+
+
+__all__ = ["RealData", "results_table", "plot_bars", "load_real", "evaluate_samples", "evaluate_model", "evaluate_all", "real_baselines",
+           "rows_from", "critic_scores", "ALL_METRICS", "DEFAULT_OPTIONS", "FAST_OPTIONS"]

@@ -1,0 +1,70 @@
+"""Precision / recall (Kynkäänniemi et al. 2019) and density / coverage (Naeem et al. 2020).
+
+With ``B(x, k)`` the ball around ``x`` whose radius is the distance to its k-th nearest
+neighbour within its own set (Euclidean, features), following Naeem et al.'s reference code
+(strict ``<``):
+
+- precision = (1/M) Σ_j 1[ ∃ i: ‖f_j − r_i‖ < NND_k(r_i) ]    (fakes inside the real manifold)
+- recall    = (1/N) Σ_i 1[ ∃ j: ‖r_i − f_j‖ < NND_k(f_j) ]    (reals inside the fake manifold)
+- density   = (1/(kM)) Σ_j Σ_i 1[ ‖f_j − r_i‖ < NND_k(r_i) ]
+- coverage  = (1/N) Σ_i 1[ min_j ‖r_i − f_j‖ < NND_k(r_i) ]
+
+All higher is better (density can exceed 1). One pass over chunks of fakes computes all four in
+O(chunk · N) memory. CIs: percentile bootstrap of the per-sample indicators (over fakes for
+precision/density, over reals for recall/coverage), conditional on the other set.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .base import Result, auto_chunk, bootstrap_mean_ci, chunks, knn_sq_radius, register, sq_dists
+
+
+def prdc_per_sample(real: torch.Tensor, fake: torch.Tensor, k: int = 5,
+                    chunk: int | None = None) -> dict[str, torch.Tensor]:
+    """Per-sample indicators: ``precision``/``density`` per fake, ``recall``/``coverage`` per real."""
+    rad_r = knn_sq_radius(real, k, chunk)
+    rad_f = knn_sq_radius(fake, k, chunk)
+    r_sq = (real * real).sum(1)
+    precision = torch.empty(len(fake), dtype=torch.float64)
+    density = torch.empty(len(fake), dtype=torch.float64)
+    recall = torch.zeros(len(real), dtype=torch.bool)
+    nn_r = torch.full((len(real),), float("inf"), dtype=torch.float64)
+    for sl in chunks(len(fake), chunk or auto_chunk(len(real))):
+        d = sq_dists(fake[sl], real, r_sq)                     # (chunk, N)
+        inside = d < rad_r[None, :]
+        precision[sl] = inside.any(1).double()
+        density[sl] = inside.sum(1).double() / k
+        recall |= (d < rad_f[sl, None]).any(0)
+        nn_r = torch.minimum(nn_r, d.min(0).values)
+    coverage = (nn_r < rad_r).double()
+    return {"precision": precision, "density": density, "recall": recall.double(), "coverage": coverage}
+
+
+def prdc(real: torch.Tensor, fake: torch.Tensor, *, k: int = 5, seed: int = 0, n_boot: int = 1000,
+         chunk: int | None = None, alpha: float = 0.05) -> dict[str, Result]:
+    """All four metrics at once (one distance pass)."""
+    per = prdc_per_sample(real, fake, k, chunk)
+    out = {}
+    for name, v in per.items():
+        lo, hi = bootstrap_mean_ci(v, seed, n_boot, alpha)
+        out[name] = Result(float(v.mean()), lo, hi, len(fake), "higher", {"per_sample": v.numpy(), "k": k}, name)
+    return out
+
+
+def _make(name: str):
+    def metric(real: torch.Tensor, fake: torch.Tensor, *, seed: int = 0, k: int = 5, n_boot: int = 1000,
+               chunk: int | None = None, alpha: float = 0.05) -> Result:
+        return prdc(real, fake, k=k, seed=seed, n_boot=n_boot, chunk=chunk, alpha=alpha)[name]
+
+    metric.__name__ = name
+    metric.__doc__ = f"{name.capitalize()} of the fake features w.r.t. the real ones (k-NN balls). Higher is better." \
+                     f"\n\nSee the module docstring of ``ganreport.metrics.prdc`` for the formula."
+    return register(name, "higher")(metric)
+
+
+precision = _make("precision")
+recall = _make("recall")
+density = _make("density")
+coverage = _make("coverage")
