@@ -335,8 +335,9 @@ def frame_strip(frames: torch.Tensor, labels: list[str] | None = None, title: st
 
     n = len(frames)
     pick = np.linspace(0, n - 1, min(n, max_frames)).round().astype(int)
-    fig, axes = plt.subplots(1, len(pick), figsize=(size * len(pick) + 0.2, size + (0.5 if title else 0.3)),
-                             squeeze=False)
+    aspect = frames.shape[-1] / frames.shape[-2]
+    per = min(size, 14.0 / len(pick))  # frame width in inches; the strip stays <= ~14 in wide
+    fig, axes = plt.subplots(1, len(pick), figsize=(per * len(pick) + 0.2, per / aspect + 0.35), squeeze=False)
     for ax, i in zip(axes[0], pick):
         a = _one_image(frames[i])
         ax.imshow(a, cmap=None if a.ndim == 3 else "gray", vmin=0, vmax=1, interpolation="nearest")

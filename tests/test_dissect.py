@@ -342,3 +342,21 @@ def test_run_dissection_end_to_end_on_a_tiny_model(tmp_path):
         D.run_dissection("tiny", ["dcgan"], dataset="mnist", segmenter=seg, root=root)
     with pytest.raises(CheckpointError, match="train them first"):
         D.run_dissection("tiny", ["wgan_gp"], segmenter=seg, root=root, progress=False)
+
+
+@pytest.mark.parametrize("model", ["stylegan", "wgan_gp"])
+def test_generic_over_architectures(model):
+    """Dissection, interventions and attribution use only G.layers(): they run on every registry model."""
+    torch.manual_seed(0)  # weight init of the throwaway network only
+    kw = dict(g_width=4, z_dim=8, **({"w_dim": 8} if model == "stylegan" else {}))
+    G, _, _ = build(model, (3, 32, 32), **kw)
+    G.eval().requires_grad_(False)
+    seg = OracleSegmenter()
+    d = D.dissect(G, seg, n_samples=12, batch_size=6, progress=False)
+    assert list(d) == list(G.layers())
+    last = D.last_hidden_layer(G)
+    e = D.causal_effect(G, seg, last, list(range(d[last].n_units)), "sky", "ablate", n_samples=6)
+    assert np.isfinite(e.ace)
+    A = D.attribute_units(G, seg, [n for n in d if n != last][:1], concepts=["sky"], n_samples=6, batch_size=6)
+    a = next(iter(A.values()))
+    assert torch.isfinite(a[:, SKY]).all() and torch.isnan(a[:, SHAPES_CONCEPTS.index("door")]).all()

@@ -477,3 +477,14 @@ def test_sliders_and_strips():
     assert box.children[1].value != first and box.children[0].children[1].value == "3"
     with pytest.raises(ValueError, match="labels"):
         viz.html_slider(frames, ["a"])
+
+
+def test_save_arrays_round_trip(tmp_path):
+    from ganreport.interpret import save_arrays
+
+    path = save_arrays(tmp_path / "a.npz", x=torch.arange(3.0), y=np.eye(2))
+    with np.load(path) as f:
+        assert f["x"].tolist() == [0.0, 1.0, 2.0] and f["y"].shape == (2, 2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.npz"]  # no temporary file left behind
+    with pytest.raises(ValueError, match=".npz"):
+        save_arrays(tmp_path / "a.npy", x=np.zeros(1))

@@ -13,7 +13,7 @@ from torch import nn
 from ganreport.errors import ConfigError, DataError
 from ganreport.metrics import METRICS, Result, compute
 from ganreport.metrics.ddm import log_mean_exp_neg_dist
-from ganreport.metrics.mmd import median_bandwidth, mmd2_unbiased
+from ganreport.metrics.mmd import median_bandwidth
 from ganreport.metrics.prdc import prdc_per_sample
 from ganreport.metrics.quality import laplacian_variance, noise_sigma, ssim
 

@@ -118,18 +118,19 @@ def test_modulated_conv_matches_per_sample_weights():
     from ganreport.models.stylegan import ModulatedConv
 
     torch.manual_seed(0)
-    for up in (False, True):
-        conv = ModulatedConv(3, 5, 4 if up else 3, w_dim=6, upsample=up)
+    for kernel, up, demod in [(3, False, True), (4, True, True), (1, False, False), (1, False, True)]:
+        conv = ModulatedConv(3, 5, kernel, w_dim=6, demodulate=demod, upsample=up)
         x, w = torch.randn(2, 3, 7, 7), torch.randn(2, 6)
         y = conv(x, w)
         s = conv.affine(w)
         for b in range(2):
             wb = conv.weight * conv.scale * s[b][None, :, None, None]  # modulate: (out, in, k, k)
-            wb = wb / torch.sqrt((wb ** 2).sum(dim=(1, 2, 3), keepdim=True) + 1e-8)  # demodulate
+            if demod:
+                wb = wb / torch.sqrt((wb ** 2).sum(dim=(1, 2, 3), keepdim=True) + 1e-8)
             if up:
                 ref = nn.functional.conv_transpose2d(x[b:b + 1], wb.transpose(0, 1), stride=2, padding=1) * 2
             else:
-                ref = nn.functional.conv2d(x[b:b + 1], wb, padding=1)
+                ref = nn.functional.conv2d(x[b:b + 1], wb, padding=kernel // 2)
             torch.testing.assert_close(y[b:b + 1], ref, rtol=1e-5, atol=1e-5)
         assert y.shape == (2, 5, 14 if up else 7, 14 if up else 7)
 

@@ -789,10 +789,13 @@ def context_test(G: nn.Module, seg: nn.Module, dissection: LayerDissection, conc
     # fraction of each concept per cell: (N, C, h, w)
     C = len(_concepts_of(seg))
     onehot = F.one_hot(labs, C).permute(0, 3, 1, 2).float()
-    frac = torch.zeros(n_samples, C, h, w)
-    for i in range(h):
-        for j in range(w):
-            frac[:, :, i, j] = onehot[:, :, ys[i]:ys[i + 1], xs[j]:xs[j + 1]].mean((2, 3))
+    if H % h == 0 and W % w == 0:
+        frac = F.avg_pool2d(onehot, (H // h, W // w))
+    else:
+        frac = torch.zeros(n_samples, C, h, w)
+        for i in range(h):
+            for j in range(w):
+                frac[:, :, i, j] = onehot[:, :, ys[i]:ys[i + 1], xs[j]:xs[j + 1]].mean((2, 3))
     m = int(round(0.5 * H / h)) if margin is None else int(margin)
     rng = np.random.default_rng(seed)
     rows = []

@@ -227,16 +227,16 @@ def map_similarity(a: torch.Tensor, b: torch.Tensor) -> dict[str, np.ndarray]:
 
 
 def sanity_check(D: nn.Module, x: torch.Tensor, method: str | AttributionFn = "smoothgrad",
-                 method_kw: dict[str, Any] | None = None, seed: int = 0, cascade: bool = False
-                 ) -> list[dict[str, Any]]:
+                 method_kw: dict[str, Any] | None = None, seed: int = 0, cascade: bool = False,
+                 reference_maps: torch.Tensor | None = None) -> list[dict[str, Any]]:
     """Compare maps of ``D`` with maps of re-initialised copies (model-randomisation test).
 
     Returns one dict per randomisation level: ``{"blocks": k or "all", "ssim": (B,), "spearman":
     (B,), "maps": (B, H, W)}``; with ``cascade`` the levels are the top 1, 2, ... blocks and then
-    all, else only all.
+    all, else only all. ``reference_maps`` ``(B, H, W)``: the trained D's maps when already computed.
     """
     fn = _method_fn(method, method_kw)
-    ref = to_map(fn(D, x), "abs_sum")
+    ref = to_map(fn(D, x), "abs_sum") if reference_maps is None else reference_maps
     levels: list[int | None] = []
     if cascade:
         levels += list(range(1, len(D.layers())))  # the last level, all blocks, is "all" below
@@ -326,7 +326,7 @@ def measure_attributions(model: str, D: nn.Module, real: torch.Tensor, fake: tor
     maps = torch.cat([maps_real, maps_fake])
     dele = perturbation_curve(D, both, maps, "deletion", n_steps, baseline, n_random, seed)
     ins = perturbation_curve(D, both, maps, "insertion", n_steps, baseline, n_random, seed)
-    sanity = sanity_check(D, both, fn, seed=seed, cascade=cascade)
+    sanity = sanity_check(D, both, fn, seed=seed, cascade=cascade, reference_maps=maps)
     full = sanity[-1]
     common = dict(feature=method, profile=profile, dataset=dataset, seed=seed, section=SECTION)
     rows = []
