@@ -134,7 +134,9 @@ def metric_agreement(df: pd.DataFrame, models: Sequence[str], method: str = "spe
     mat = pd.DataFrame(np.nan, index=cols, columns=cols)
     fn = stats.spearmanr if method == "spearman" else stats.kendalltau
     for i, a in enumerate(cols):
-        for b in cols[i:]:
+        if scores[a].nunique() > 1:
+            mat.loc[a, a] = 1.0
+        for b in cols[i + 1:]:
             pair = scores[[a, b]].dropna()
             if len(pair) >= min_points and pair[a].nunique() > 1 and pair[b].nunique() > 1:
                 r = fn(pair[a], pair[b])[0]
@@ -283,7 +285,8 @@ def findings(df: pd.DataFrame, models: Sequence[str], quant: Sequence[str], qual
 # Metric groups for the comparison (names as recorded by notebooks 02 and 03).
 QUANT_METRICS = ("fid", "kid", "is", "precision", "recall", "density", "coverage", "mmd", "mmd_poly", "c2st_1nn",
                  "c2st_net", "ddm", "ddm_train", "sharpness", "noise", "ssim_nn", "memorization")
-QUAL_METRICS = ("concentration", "deletion_auc", "insertion_auc", "sanity_ssim", "sanity_rank_corr", "ppl_lerp",
-                "ppl_slerp", "interpretable_units", "mean_iou")
-QUANT_HEADLINE = ("fid", "ddm", "c2st_1nn")
-QUAL_HEADLINE = ("concentration", "deletion_auc", "ppl_slerp", "memorization")
+QUAL_METRICS = ("attr_concentration_fake", "attr_concentration_real", "attr_deletion_auc_ratio",
+                "attr_insertion_auc_ratio", "attr_sanity_ssim", "attr_sanity_spearman", "ppl_z_lerp", "ppl_z_slerp",
+                "ppl_w_lerp", "dissect_interpretable_fraction", "dissect_mean_best_iou")
+QUANT_HEADLINE = ("fid", "ddm", "c2st_1nn", "memorization")
+QUAL_HEADLINE = ("attr_concentration_fake", "attr_deletion_auc_ratio", "ppl_z_slerp", "dissect_interpretable_fraction")

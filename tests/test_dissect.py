@@ -340,7 +340,7 @@ def test_run_dissection_end_to_end_on_a_tiny_model(tmp_path):
     assert got.to_dict() == {r.layer: r.interpretable for r in rep.layers.itertuples()}
     with pytest.raises(ConfigError, match="shapes"):
         D.run_dissection("tiny", ["dcgan"], dataset="mnist", segmenter=seg, root=root)
-    with pytest.raises(CheckpointError, match="train them first"):
+    with pytest.raises(CheckpointError, match="train them first"), pytest.warns(UserWarning, match="skipping wgan_gp"):
         D.run_dissection("tiny", ["wgan_gp"], segmenter=seg, root=root, progress=False)
 
 

@@ -150,7 +150,7 @@ def test_ladder_summary_detects_monotone_metrics():
 
 
 def test_missing_modes_is_saturates_while_ddm_moves():
-    """IS only sees the class marginal: replicated sets with all classes max it out."""
+    """IS only sees class predictions: replicated sets covering all classes max it out."""
     from ganreport.metrics import compute
 
     g = torch.Generator().manual_seed(4)
@@ -169,6 +169,9 @@ def test_missing_modes_is_saturates_while_ddm_moves():
     assert v["classes", 1, "is"] < 1.5 < 9 < v["classes", 10, "is"]
     assert v["distinct", 100, "is"] == pytest.approx(v["distinct", 1000, "is"], rel=0.1)  # saturated
     assert v["distinct", 10, "ddm"] > v["distinct", 100, "ddm"] > v["distinct", 1000, "ddm"]  # keeps moving
+    summ = validate.modes_summary(df, tol=0.1)
+    assert summ[["classes_monotone", "distinct_monotone"]].all().all()
+    assert summ.loc["is", "saturates_at"] == 100 and not summ.loc["is", "resolves_last_step"]  # no CI: splits=1
 
 
 def test_evaluate_samples_gives_every_metric_as_rows(mnist_train):

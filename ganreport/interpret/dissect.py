@@ -1030,17 +1030,31 @@ def dissection_dir(profile: str, root: Path | None = None) -> Path:
     return d
 
 
+def cheap_summary(report: "DissectionReport"):
+    """Mean rank agreement (Spearman, top-k overlap) of the cheaper route per model and route;
+    an empty frame when no earlier layer could be attributed (e.g. a one-hidden-layer toy run)."""
+    import pandas as pd
+
+    cheap = report.cheap
+    cols = ["spearman", "topk_overlap"]
+    if cheap is None or len(cheap) == 0 or not {"model", "route", *cols} <= set(cheap.columns):
+        return pd.DataFrame(columns=["model", "route", *cols]).set_index(["model", "route"])
+    return cheap.groupby(["model", "route"])[cols].mean()
+
+
 def run_dissection(profile: str, models: Sequence[str], dataset: str = "shapes", *, n_samples: int = 1000,
                    concepts: Sequence[str] = ("door", "tree"), ks: Sequence[int] = (1, 2, 4, 8, 16),
                    modes: Sequence[str] = ("ablate", "insert"), n_effect: int = 200, n_random: int = 3,
                    alpha_steps: int = 60, alpha_lam: float = 1e-3, context_k: int = 8, n_context: int = 300,
                    n_attr: int = 200, iou_threshold: float = 0.05, top_quantile: float = 0.01,
-                   segmenter: Any = None, seed: int = 0, record: bool = True, figures: bool = True,
+                   segmenter: Any = None, intervention_layer: str | Mapping[str, str] | None = None, seed: int = 0, record: bool = True, figures: bool = True,
                    skip_missing: bool = True, progress: bool = True, root: Path | None = None) -> DissectionReport:
     """Dissect every generator of ``models`` trained on ``dataset`` in profile ``profile``.
 
     For each model: full dissection of all layers on ``n_samples`` samples; for each concept in
-    ``concepts`` (at the layer where it is best represented): ACE vs ``k`` for the IoU ranking, the
+    ``concepts``, at ``intervention_layer`` (a layer name, a ``{concept: layer}`` dict, or by default
+    the model's most disentangled layer, as the paper intervenes on one chosen layer): ACE vs ``k``
+    for the IoU ranking, the
     α ranking and random units (``modes``), the α-vs-IoU comparison, and the context test (doors:
     on a house vs in the sky; trees: at the horizon vs in the sky); the cheaper route (last hidden
     layer dissected, earlier layers by gradient × activation, ``n_attr`` samples) with its agreement,
@@ -1102,8 +1116,13 @@ def run_dissection(profile: str, models: Sequence[str], dataset: str = "shapes",
             row(m, "dissect_interpretable_units", r.interpretable, r.layer, "higher", units=r.units)
             row(m, "dissect_interpretable_fraction", r.fraction, r.layer, "higher")
             row(m, "dissect_mean_best_iou", r.mean_best_iou, r.layer, "higher")
+        best_layer = most_disentangled(tab).layer.item()
         for cn in concepts:
-            lay = default_layer(d, cn)
+            if isinstance(intervention_layer, Mapping):
+                lay = intervention_layer.get(cn, best_layer)
+            else:
+                lay = intervention_layer or best_layer
+            lay = check_layers(G, lay)[0]
             D = d[lay]
             sel: dict[str, torch.Tensor] = {"iou": D.ranking(cn)}
             for mode in modes:
@@ -1178,7 +1197,7 @@ def run_dissection(profile: str, models: Sequence[str], dataset: str = "shapes",
 
         for m, d in dissections.items():
             save(plot_iou_histograms(d, m, iou_threshold), f"iou_hist_{m}")
-            lay = default_layer(d, concepts[0]) if concepts else next(iter(d))
+            lay = most_disentangled(layer_summary(d, m, iou_threshold)).layer.item()
             save(plot_unit_examples(gens[m], d[lay], units_to_show(d[lay], concepts), title=f"{m} · {lay}"),
                  f"units_{m}")
         save(plot_layer_comparison(layers_df, iou_threshold), "layers")
@@ -1334,7 +1353,7 @@ def plot_layer_comparison(layers_df, iou_threshold: float = 0.05):
 __all__ = [
     "QuantileSketch", "LayerDissection", "Effect", "AlphaResult", "DissectionReport", "dissect", "layer_summary",
     "most_disentangled", "default_layer", "concept_share", "causal_effect", "ace_vs_k", "optimal_unit_set",
-    "compare_alpha_iou", "context_test", "veto_table", "attribute_units", "route_agreement", "last_hidden_layer", "layer_units", "cheap_route", "CheapRoute",
+    "cheap_summary", "compare_alpha_iou", "context_test", "veto_table", "attribute_units", "route_agreement", "last_hidden_layer", "layer_units", "cheap_route", "CheapRoute",
     "run_dissection", "record_layers", "intervene", "unit_alpha", "latents", "check_layers", "concept_index",
     "topk_overlap", "spearman", "wilson", "plot_iou_histograms", "plot_unit_examples", "plot_ace_vs_k",
     "plot_context", "plot_layer_comparison", "units_to_show", "dissection_dir", "DOOR_CONTEXTS", "TREE_CONTEXTS",

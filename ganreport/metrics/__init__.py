@@ -28,8 +28,8 @@ import inspect
 from typing import Any
 
 from ..errors import ConfigError, DataError
-from .base import (METRICS, MetricSpec, Result, check_features, check_images, check_same_dim, check_scores,
-                   register)
+from .base import (METRICS, SINGLE_THREAD_MAX, MetricSpec, Result, check_features, check_images, check_same_dim,
+                   check_scores, register, torch_threads)
 
 
 def compute(name: str, real: Any, fake: Any, seed: int = 0, **kw: Any) -> Result:
@@ -64,7 +64,9 @@ def compute(name: str, real: Any, fake: Any, seed: int = 0, **kw: Any) -> Result
         real_t = check(real, "real")
         if spec.inputs != "scores":
             check_same_dim(real_t, fake_t)
-    result = spec.fn(real_t, fake_t, seed=int(seed), **kw)
+    n_total = len(fake_t) + (0 if real_t is None else len(real_t))
+    with torch_threads(1 if n_total <= SINGLE_THREAD_MAX else None):
+        result = spec.fn(real_t, fake_t, seed=int(seed), **kw)
     result.name = name
     return result
 

@@ -24,7 +24,7 @@ from torch import nn
 from .. import config
 from ..data import ImageData
 from ..errors import CheckpointError, ConfigError
-from .base import METRICS, Result, check_features, check_same_dim
+from .base import METRICS, SINGLE_THREAD_MAX, Result, check_features, check_same_dim, torch_threads
 from .features import Extractor, extract, get_extractor, real_features
 
 FEATURE_METRICS = ("fid", "kid", "precision", "recall", "density", "coverage", "mmd", "mmd_poly",
@@ -123,6 +123,16 @@ def evaluate_samples(fake: torch.Tensor, real: torch.Tensor, extractor: Extracto
     -------
     ``{metric: Result}``; each ``Result.extra["feature"]`` names the representation used.
     """
+    with torch_threads(1 if len(fake) + len(real) <= SINGLE_THREAD_MAX else None):
+        return _evaluate_samples(fake, real, extractor, train=train, real_feats=real_feats, train_feats=train_feats,
+                                 fake_feats=fake_feats, critic=critic, metrics=metrics, options=options, seed=seed)
+
+
+def _evaluate_samples(fake: torch.Tensor, real: torch.Tensor, extractor: Extractor, *,
+                      train: torch.Tensor | None, real_feats: dict[str, torch.Tensor] | None,
+                      train_feats: dict[str, torch.Tensor] | None, fake_feats: dict[str, torch.Tensor] | None,
+                      critic: nn.Module | None, metrics: Sequence[str] | None,
+                      options: dict[str, dict[str, Any]] | None, seed: int) -> dict[str, Result]:
     wanted = list(metrics) if metrics is not None else [m for m in ALL_METRICS if m not in CRITIC_METRICS or critic]
     unknown = [m for m in wanted if m not in METRICS]
     if unknown:

@@ -6,7 +6,7 @@
   between strength and "badness" (the value, negated for higher-is-better metrics);
   ``monotone`` = never better at a higher strength (ties allowed), ``strict`` = worse at every step.
 - **Missing modes** (ModNet thesis §3.4.5): sets made of real images from only k classes, or of
-  n distinct images replicated up to the set size. IS only sees the class marginal, so it
+  n distinct images replicated up to the set size. IS only sees class predictions, so it
   saturates once the classes are covered; distribution metrics (DDM, FID...) keep improving.
 - **Real vs real**: two disjoint halves of the real test split — the value an ideal
   generator would get at this sample size.
@@ -357,6 +357,46 @@ def saturation(df, metric: str, experiment: str = "distinct", tol: float = 0.02)
     return dict(metric=metric, experiment=experiment, saturates_at=int(ks[first]), still_moving=bool(still_moving))
 
 
-__all__ = ["LADDER", "UNITS", "corrupt", "gaussian_blur", "corruption_ladder", "ladder_summary", "ladder_table",
+def modes_summary(df, tol: float = 0.02):
+    """Per metric: does it penalise missing modes, and does it saturate?
+
+    - ``classes_monotone`` / ``distinct_monotone``: badness (value, negated for higher-is-better)
+      never grows as the number of classes k / distinct images n grows, and ends lower than it
+      started (the metric penalises the missing modes);
+    - ``saturates_at``: the smallest n from which the value stays within ``tol`` (relative) of
+      its value at the largest n (see :func:`saturation`);
+    - ``resolves_last_step``: the 95 % intervals at the two largest n are disjoint, the larger n
+      scoring better — the metric still tells the last two replication levels apart (the
+      ModNet thesis: IS stops here, DDM does not).
+    """
+    import pandas as pd
+
+    rows = []
+    for metric, g in df.groupby("metric", sort=True):
+        d = g["direction"].iloc[0]
+        if d == "none":
+            continue
+        sign = 1.0 if d == "lower" else -1.0
+        row: dict[str, Any] = dict(metric=metric, direction=d)
+        for exp in ("classes", "distinct"):
+            e = g[g["experiment"] == exp].sort_values("k")
+            bad = sign * e["value"].to_numpy(dtype=float)
+            row[f"{exp}_monotone"] = bool(len(bad) > 1 and (np.diff(bad) <= 0).all() and bad[-1] < bad[0])
+        e = g[g["experiment"] == "distinct"].sort_values("k")
+        sat = saturation(df, metric, "distinct", tol)
+        row["saturates_at"] = None if sat is None else sat["saturates_at"]
+        if len(e) >= 2:
+            a, b = e.iloc[-2], e.iloc[-1]
+            if d == "lower":
+                row["resolves_last_step"] = bool(b["ci_high"] < a["ci_low"])
+            else:
+                row["resolves_last_step"] = bool(b["ci_low"] > a["ci_high"])
+        else:
+            row["resolves_last_step"] = False
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("metric")
+
+
+__all__ = ["modes_summary", "LADDER", "UNITS", "corrupt", "gaussian_blur", "corruption_ladder", "ladder_summary", "ladder_table",
            "replicate", "missing_modes", "real_vs_real", "ladder_on", "missing_modes_on", "plot_ladder",
            "plot_missing_modes", "saturation", "LADDER_METRICS", "MODES_METRICS"]
