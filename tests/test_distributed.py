@@ -198,9 +198,6 @@ def test_amp_and_channels_last_options(tmp_path):
             assert r._scaler_d.get_scale() == meta["scaler_d"]["scale"]
 
 
-@pytest.mark.xfail(raises=RuntimeError, strict=True,
-                   reason="models/stylegan.py mapping(): w_avg.lerp_(w.detach().mean(0)) gets a bf16 w under "
-                          "autocast; needs w.detach().float().mean(0). Remove this marker once fixed.")
 def test_stylegan_trains_under_amp(tmp_path):
     cfg = w.cfg(1)
     cfg.amp = "bf16"

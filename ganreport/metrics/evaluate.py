@@ -133,7 +133,8 @@ def _evaluate_samples(fake: torch.Tensor, real: torch.Tensor, extractor: Extract
                       train_feats: dict[str, torch.Tensor] | None, fake_feats: dict[str, torch.Tensor] | None,
                       critic: nn.Module | None, metrics: Sequence[str] | None,
                       options: dict[str, dict[str, Any]] | None, seed: int) -> dict[str, Result]:
-    wanted = list(metrics) if metrics is not None else [m for m in ALL_METRICS if m not in CRITIC_METRICS or critic]
+    wanted = list(metrics) if metrics is not None else [m for m in ALL_METRICS
+                                                         if m not in CRITIC_METRICS or critic is not None]
     unknown = [m for m in wanted if m not in METRICS]
     if unknown:
         raise ConfigError(f"unknown metric(s) {unknown}; known: {', '.join(METRICS.names())}")

@@ -268,7 +268,7 @@ class StyleGenerator(Generator):
         w = self.mapping_net(z)
         if update_w_avg:
             with torch.no_grad():
-                self.w_avg.lerp_(w.detach().mean(0), 1.0 - self.w_avg_beta)
+                self.w_avg.lerp_(w.detach().float().mean(0), 1.0 - self.w_avg_beta)
         if truncation != 1.0:
             w = self.w_avg.lerp(w, float(truncation))
         return w[:, None, :].expand(-1, self.num_ws, -1)
