@@ -250,8 +250,12 @@ def findings(df: pd.DataFrame, models: Sequence[str], quant: Sequence[str], qual
     r = ranked(df, models)
     if r.empty:
         return "_No results recorded yet: run notebooks 01–03 first._"
+    groups = set(quant) | set(qual)
+    r = r[[i.split(" (")[0] in groups for i in r.index]]  # the named metrics, not every per-k dissection row
+    if r.empty:
+        return "_None of the compared metrics has been recorded yet._"
     wins = r["winner"].str.split(" = ").explode().value_counts()
-    lines.append(f"- Over {len(r)} directed metrics, the most frequent winner is **{wins.index[0]}** "
+    lines.append(f"- Over {len(r)} directed metrics (sample quality and interpretability), the most frequent winner is **{wins.index[0]}** "
                  f"({int(wins.iloc[0])} of {len(r)})" + "".join(f"; {m}: {int(c)}" for m, c in wins.iloc[1:].items()) + ".")
     for metric in ("fid", "kid", "ddm", "c2st_1nn", "precision", "recall"):
         g = d[(d["metric"] == metric) & d["model"].isin(list(models)) & d["value"].notna()]
