@@ -52,7 +52,7 @@ class Extractor:
     key: str = ""
 
     def __call__(self, images: torch.Tensor) -> dict[str, torch.Tensor]:  # one batch
-        raise NotImplementedError
+        raise TypeError(f"{type(self).__name__} must implement __call__(images) -> {{output: features}}")
 
     def feature_name(self, output: str) -> str:
         """Label of an output in result rows, e.g. ``classifier.prelogits``."""

@@ -39,7 +39,7 @@ class Generator(nn.Module):
         return torch.randn(n, self.z_dim, generator=rng).to(device)
 
     def layers(self) -> "OrderedDict[str, nn.Module]":
-        raise NotImplementedError(f"{type(self).__name__} does not list its layers")
+        raise TypeError(f"{type(self).__name__} must implement layers() (an ordered {{name: block}} of its feature maps)")
 
 
 class Discriminator(nn.Module):
@@ -48,7 +48,7 @@ class Discriminator(nn.Module):
     img_shape: tuple[int, int, int]
 
     def layers(self) -> "OrderedDict[str, nn.Module]":
-        raise NotImplementedError(f"{type(self).__name__} does not list its layers")
+        raise TypeError(f"{type(self).__name__} must implement layers() (an ordered {{name: block}} of its feature maps)")
 
 
 @dataclass(frozen=True)
