@@ -168,7 +168,7 @@ def generator_layers(G: nn.Module) -> "OrderedDict[str, nn.Module]":
     """``G.layers()``: the generator's named blocks whose outputs are feature maps."""
     try:
         layers = G.layers()
-    except (AttributeError, NotImplementedError):
+    except (AttributeError, NotImplementedError, TypeError):
         raise ConfigError(f"{type(G).__name__} does not list its layers (needs a layers() method)") from None
     if not layers:
         raise ConfigError(f"{type(G).__name__}.layers() is empty; nothing to dissect")
