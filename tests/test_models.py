@@ -6,8 +6,9 @@ import pytest
 import torch
 from torch import nn
 
+import _toy
+from _toy import tiny_cfg
 from ganreport import losses, models, train
-from ganreport.data import ImageData
 from ganreport.errors import ConfigError, TrainingDiverged
 from ganreport.models.flops import cost_table, forward_flops
 from ganreport.models.stylegan import StyleGenerator
@@ -25,14 +26,11 @@ def tiny_kw(name):
 
 
 def tiny_data(n=48, shape=(1, 28, 28), seed=0):
-    g = torch.Generator().manual_seed(seed)
-    return ImageData("toy", "train", torch.rand(n, *shape, generator=g) * 2 - 1, torch.zeros(n, dtype=torch.long))
+    return _toy.tiny_data(n, shape, seed)
 
 
 def cfg(steps=4, **kw):
-    base = dict(steps=steps, batch_size=6, ckpt_every=2, log_every=1, grid_every=100, n_grid=4, seed=0, device="cpu")
-    base.update(kw)
-    return train.TrainConfig(**base)
+    return tiny_cfg(steps, 6, 2, 100, **kw)
 
 
 def full_state(t):

@@ -3,23 +3,21 @@ import json
 import pytest
 import torch
 
+import _toy
+from _toy import tiny_cfg
 from ganreport import io, models, train
 from ganreport.__main__ import main
-from ganreport.data import ImageData
 from ganreport.errors import CheckpointError, ConfigError, TrainingDiverged
 
 TINY = dict(g_width=4, d_width=4, z_dim=8)
 
 
 def tiny_data(n=64, shape=(1, 28, 28), seed=0):
-    g = torch.Generator().manual_seed(seed)
-    return ImageData("toy", "train", torch.rand(n, *shape, generator=g) * 2 - 1, torch.zeros(n, dtype=torch.long))
+    return _toy.tiny_data(n, shape, seed)
 
 
 def cfg(steps=6, **kw):
-    base = dict(steps=steps, batch_size=8, ckpt_every=3, log_every=1, grid_every=3, n_grid=4, seed=0, device="cpu")
-    base.update(kw)
-    return train.TrainConfig(**base)
+    return tiny_cfg(steps, 8, 3, 3, **kw)
 
 
 def state(t):
