@@ -34,7 +34,7 @@ import json
 import math
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -609,7 +609,7 @@ def train_model(model: str, dataset: str = "mnist", profile: str = "smoke", out_
                 ckpt_every: int | None = None, log_every: int | None = None, grid_every: int | None = None,
                 data_seed: int | None = None, progress: bool = True, data_kw: dict | None = None,
                 amp: str | None = None, compile: bool | None = None, channels_last: bool | None = None,
-                **model_kw: Any) -> TrainResult:
+                callbacks: Sequence[tuple[Callback, int]] = (), **model_kw: Any) -> TrainResult:
     """Train ``model`` on ``dataset``; settings left as None come from ``profiles/<profile>.yaml``.
 
     The CLI and notebook 01 both call this. The output folder defaults to
@@ -617,17 +617,20 @@ def train_model(model: str, dataset: str = "mnist", profile: str = "smoke", out_
     ``amp``/``compile``/``channels_last`` left as None come from the profile's ``gpu`` block,
     which applies only when training runs on CUDA. Launched by ``torchrun`` with several
     processes, this creates the process group (NCCL on CUDA, gloo on CPU) and trains with DDP;
-    only rank 0 writes files.
+    only rank 0 writes files. ``callbacks`` are ``(fn, every)`` pairs for :meth:`Trainer.add_callback`
+    (their outputs go to ``callbacks.jsonl`` in the model folder).
     """
     with distributed.process_group():
         return _train_model(model, dataset, profile, out_dir, seed, steps, batch_size, ckpt_every, log_every,
-                            grid_every, data_seed, progress, data_kw, amp, compile, channels_last, model_kw)
+                            grid_every, data_seed, progress, data_kw, amp, compile, channels_last, model_kw,
+                            callbacks)
 
 
 def _train_model(model: str, dataset: str, profile: str, out_dir: str | Path | None, seed: int, steps: int | None,
                  batch_size: int | None, ckpt_every: int | None, log_every: int | None, grid_every: int | None,
                  data_seed: int | None, progress: bool, data_kw: dict | None, amp: str | None,
-                 compile: bool | None, channels_last: bool | None, model_kw: dict[str, Any]) -> TrainResult:
+                 compile: bool | None, channels_last: bool | None, model_kw: dict[str, Any],
+                 callbacks: Sequence[tuple[Callback, int]] = ()) -> TrainResult:
     from . import config, data as data_mod
 
     prof = config.load_profile(profile)
@@ -654,6 +657,8 @@ def _train_model(model: str, dataset: str, profile: str, out_dir: str | Path | N
     train_data = data_mod.load(dataset, "train", seed=int(pick(data_seed, "data_seed", 0)), **(data_kw or {}))
     out = Path(out_dir) if out_dir else config.model_dir(profile, model, dataset)
     trainer = Trainer(model, train_data, out, cfg, **kw)
+    for fn, every in callbacks:
+        trainer.add_callback(fn, every)
     result = trainer.fit(progress=progress)
     if trainer.is_main:
         io.write_json(out / "train_summary.json", {
