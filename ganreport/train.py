@@ -230,7 +230,7 @@ class Trainer:
             fake = self._gen(self._z())
         with self._autocast():
             d_real, d_fake = self._d_run(real).float(), self._d_run(fake).float()
-        stats: dict[str, float] = {}
+        extra: dict[str, torch.Tensor] = {}  # penalties, read with the losses in one host sync below
         if self.spec.loss == "wgan_gp":
             loss = losses.wgan_d_loss(d_real, d_fake)
             eps = None
@@ -238,12 +238,7 @@ class Trainer:
                 eps = self._part(torch.rand(self.cfg.batch_size, 1, 1, 1, generator=self.rng))
             with self._no_autocast():  # the penalty's double backward in float32
                 gp = losses.gradient_penalty(self._d_pen, real, fake, self.rng, eps=eps)
-            stats["gp"] = gp.item()
-            if not math.isfinite(stats["gp"]):
-                raise TrainingDiverged(
-                    f"{self.model_name}: gradient penalty became {stats['gp']} at step {self.step + 1}; "
-                    f"last good checkpoint: {self.latest_checkpoint()}. Lower lr_d or gp_lambda and resume."
-                )
+            extra["gp"] = gp.detach()
             loss = loss + float(self.params.get("gp_lambda", 10.0)) * gp
         else:
             loss = losses.ns_d_loss(d_real, d_fake)
@@ -251,10 +246,17 @@ class Trainer:
         if gamma > 0 and self.step % 4 == 0:  # lazy R1 (StyleGAN2): every 4 steps, scaled by 4
             with self._no_autocast():
                 r1 = losses.r1_penalty(self._d_pen, real)
-            stats["r1"] = r1.item()
+            extra["r1"] = r1.detach()
             loss = loss + gamma / 2 * r1 * 4
+        names = [*extra, "d_loss", "d_real", "d_fake"]
+        values = torch.stack([*extra.values(), loss.detach(), d_real.detach().mean(), d_fake.detach().mean()])
+        stats = dict(zip(names, values.tolist()))  # one device->host sync per step, not one per number
+        if not math.isfinite(stats.get("gp", 0.0)):  # before the update: the weights stay as they were
+            raise TrainingDiverged(
+                f"{self.model_name}: gradient penalty became {stats['gp']} at step {self.step + 1}; "
+                f"last good checkpoint: {self.latest_checkpoint()}. Lower lr_d or gp_lambda and resume."
+            )
         self._update(loss, self.opt_d, self._scaler_d)
-        stats.update(d_loss=loss.item(), d_real=d_real.detach().mean().item(), d_fake=d_fake.detach().mean().item())
         return stats
 
     def _g_step(self) -> float:
