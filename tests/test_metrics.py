@@ -411,3 +411,17 @@ def test_bad_options_and_names_raise():
         compute("ddm_train", x, x, reference=gauss(20, 4, 46))
     with pytest.raises(DataError, match="NaN"):
         compute("is", None, torch.tensor([[float("nan"), 1.0]] * 3))
+
+
+def test_thin_ladder_keeps_clean_and_strongest_levels():
+    from ganreport.errors import ConfigError
+    from ganreport.metrics import validate
+
+    assert validate.thin_ladder(len(validate.LADDER["noise"])) == validate.LADDER
+    three = validate.thin_ladder(3)
+    for kind, strengths in three.items():
+        assert len(strengths) == 3
+        assert strengths[0] == 0.0 and strengths[-1] == validate.LADDER[kind][-1]
+        assert list(strengths) == sorted(strengths)
+    with pytest.raises(ConfigError, match="at least 2 levels"):
+        validate.thin_ladder(1)

@@ -35,6 +35,21 @@ LADDER: dict[str, tuple[float, ...]] = {
     "blur": (0.0, 0.5, 1.0, 1.5, 2.0, 3.0),
     "occlusion": (0.0, 0.1, 0.2, 0.3, 0.4, 0.5),
 }
+
+
+def thin_ladder(levels: int, ladder: dict[str, Sequence[float]] | None = None) -> dict[str, tuple[float, ...]]:
+    """``levels`` evenly spaced strengths of each corruption of ``ladder`` (default ``LADDER``),
+    always keeping the clean level 0 and the strongest one (a cheaper ladder for small profiles)."""
+    ladder = dict(ladder or LADDER)
+    if levels < 2:
+        raise ConfigError(f"a corruption ladder needs at least 2 levels (clean and one corruption), got {levels}")
+    out = {}
+    for kind, strengths in ladder.items():
+        idx = sorted({round(i * (len(strengths) - 1) / (levels - 1)) for i in range(min(levels, len(strengths)))})
+        out[kind] = tuple(strengths[i] for i in idx)
+    return out
+
+
 UNITS = {"noise": "noise σ ([0, 1] intensity)", "blur": "blur σ (pixels)", "occlusion": "occluded side fraction"}
 
 #: ``score(images, features_or_None) -> {metric: Result}``: scores a set against fixed real data.
@@ -226,9 +241,13 @@ def _split_test(real, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def ladder_on(real, n: int, seed: int = 0, ladder: dict[str, Sequence[float]] | None = None,
-              metrics: Sequence[str] = LADDER_METRICS, options: dict | None = None, progress: bool = False):
+              metrics: Sequence[str] = LADDER_METRICS, options: dict | None = None, progress: bool = False,
+              levels: int | None = None):
     """:func:`corruption_ladder` on a :class:`~ganreport.metrics.evaluate.RealData`: ``n`` test
-    images (corrupted) against ``n`` other test images, training split as ``train``."""
+    images (corrupted) against ``n`` other test images, training split as ``train``; ``levels``
+    thins the ladder with :func:`thin_ladder`."""
+    if levels is not None:
+        ladder = thin_ladder(int(levels), ladder)
     from .evaluate import FAST_OPTIONS, evaluate_samples
 
     b, a = _split_test(real, n, seed)
@@ -399,4 +418,4 @@ def modes_summary(df, tol: float = 0.02):
 
 __all__ = ["modes_summary", "LADDER", "UNITS", "corrupt", "gaussian_blur", "corruption_ladder", "ladder_summary", "ladder_table",
            "replicate", "missing_modes", "real_vs_real", "ladder_on", "missing_modes_on", "plot_ladder",
-           "plot_missing_modes", "saturation", "LADDER_METRICS", "MODES_METRICS"]
+           "plot_missing_modes", "saturation", "thin_ladder", "LADDER_METRICS", "MODES_METRICS"]
