@@ -81,7 +81,9 @@ def load(name: str, split: str = "train", seed: int = 0, size: int | None = None
     if split not in SPLITS:
         raise DataError(f"unknown split {split!r}; known: {', '.join(SPLITS)}")
     loader = DATASETS.get(name)
-    return loader(split=split, seed=seed, size=size, **kw)
+    out = loader(split=split, seed=seed, size=size, **kw)
+    out.meta.setdefault("data_seed", seed)  # which split this is (modnet's frozen classifier needs it)
+    return out
 
 
 def stratified_split(labels: np.ndarray, sizes: tuple[int, int, int], seed: int) -> dict[str, np.ndarray]:

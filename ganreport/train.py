@@ -6,7 +6,8 @@ for progress grids, checkpoints (safetensors + JSON, atomic) every ``ckpt_every`
 from the last good checkpoint, a NaN/inf guard, a JSON-lines training log and callbacks every N
 steps (metric-vs-step curves). Every random draw comes from one seeded ``torch.Generator`` whose
 state is checkpointed, so an interrupted and resumed run equals an uninterrupted one bit for bit
-on the CPU.
+on the CPU. Architectures that modify real images instead of mapping noise (``ModelSpec.task``:
+ModNet) supply the generator inputs of each batch and extra generator loss terms through hooks.
 
 Under ``torchrun --nproc_per_node N`` (a process group of N > 1 ranks, see
 :mod:`ganreport.distributed`) the same ``Trainer`` trains data-parallel: G and D are wrapped in
@@ -146,7 +147,10 @@ class Trainer:
         self.ema_beta = float(p.get("ema") or 0.0)
         self.G_ema: Generator | None = copy.deepcopy(self.G).eval().requires_grad_(False) if self.ema_beta > 0 else None
         self.rng = torch.Generator().manual_seed(self.cfg.seed)
-        self.fixed_z = self.G.sample_z(self.cfg.n_grid, torch.Generator().manual_seed(self.cfg.seed + 10_007), self.device)
+        # models that modify real images (ModelSpec.task, e.g. modnet): inputs and extra G loss terms
+        self.task = self.spec.task(self) if self.spec.task is not None else None
+        self._g_stats: dict[str, float] = {}
+        self.fixed_z = self._latents(self.cfg.n_grid, torch.Generator().manual_seed(self.cfg.seed + 10_007))
         self.step = 0
         self.callbacks: list[tuple[int, Callback]] = []
         self.data_hash = data_hash(data)
@@ -182,6 +186,7 @@ class Trainer:
                 for _ in range(n_critic):
                     d_stats = self._d_step()
                 g_loss = self._g_step()
+                d_stats = {**d_stats, **self._g_stats}
                 self.step += 1
                 bar.update(1)
                 if self.world > 1:  # log and NaN-check the global-batch means, identical on every rank
@@ -221,8 +226,14 @@ class Trainer:
         idx = torch.randint(len(self.images), (self.cfg.batch_size,), generator=self.rng)
         return self.images[self._part(idx).to(self.images.device)]
 
+    def _latents(self, n: int, rng: torch.Generator) -> torch.Tensor:
+        """``n`` generator inputs: latents ``G.sample_z``, or the task's packed inputs (modnet)."""
+        if self.task is not None:
+            return self.task.latents(n, rng, self.device)
+        return self.G.sample_z(n, rng, self.device)
+
     def _z(self) -> torch.Tensor:
-        return self._part(self.G.sample_z(self.cfg.batch_size, self.rng, self.device))
+        return self._part(self._latents(self.cfg.batch_size, self.rng))
 
     def _d_step(self) -> dict[str, float]:
         real = self._batch()
@@ -261,10 +272,14 @@ class Trainer:
 
     def _g_step(self) -> float:
         with self._d_no_sync():  # D's gradients of the G loss are discarded: do not all-reduce them
+            z = self._z()
             with self._autocast():
-                fake = self._gen(self._z())
+                fake = self._gen(z)
                 d_fake = self._d_run(fake).float()
             loss = losses.wgan_g_loss(d_fake) if self.spec.loss == "wgan_gp" else losses.ns_g_loss(d_fake)
+            if self.task is not None:  # e.g. modnet: frozen-classifier label loss + λ·L1
+                extra, g_stats = self.task.g_loss(z, fake)
+                loss = loss + extra
             self._update(loss, self.opt_g, self._scaler_g)
         if self.G_ema is not None:
             with torch.no_grad():
@@ -272,7 +287,11 @@ class Trainer:
                     pe.lerp_(p, 1.0 - self.ema_beta)
                 for be, b in zip(self.G_ema.buffers(), self.G.buffers()):
                     be.copy_(b)
-        return loss.item()
+        if self.task is None:
+            return loss.item()
+        values = torch.stack([loss.detach(), *g_stats.values()]).tolist()  # one device->host sync
+        self._g_stats = dict(zip(g_stats, values[1:]))
+        return values[0]
 
     # ------------------------------------------------------------------ runtime (DDP, AMP, compile)
     @property
@@ -415,6 +434,7 @@ class Trainer:
             "train_config": {k: v for k, v in asdict(self.cfg).items() if k not in ("steps", "device")},
             "ema": self.G_ema is not None,
             "torch": torch.__version__,
+            **(self.task.meta() if self.task is not None else {}),
         }
 
     def save_checkpoint(self) -> Path:
@@ -580,6 +600,9 @@ def load_generator(path: str | Path, use_ema: bool = True, device: str = "cpu") 
     G, D, _ = build(meta["model"], tuple(meta["img_shape"]), **meta["params"])
     prefix = "G_ema" if use_ema and meta.get("ema") else "G"
     G.load_state_dict(_strip(tensors, prefix))
+    on_load = MODELS.get(meta["model"]).on_load
+    if on_load is not None:  # e.g. modnet attaches the real test split as the source of its samples
+        G = on_load(G, meta)
     return G.to(device).eval().requires_grad_(False), meta
 
 

@@ -285,6 +285,51 @@ def classifier(dataset: str = "mnist", data_seed: int = 0, seed: int = 0, split:
     return ClassifierExtractor(model, meta, device)
 
 
+#: Layers pooled into hypercolumns by default (keys of ``SmallCNN.layers()``).
+HYPERCOLUMN_LAYERS = ("block1", "block2", "prelogits", "logits")
+
+
+@torch.no_grad()
+def hypercolumns(extractor: ClassifierExtractor, images: torch.Tensor,
+                 layers: tuple[str, ...] | list[str] = HYPERCOLUMN_LAYERS, grid: int = 1,
+                 batch_size: int = 256) -> torch.Tensor:
+    """Hypercolumn embedding of ``images``: the activations of several classifier layers, each
+    conv map average-pooled to ``grid`` x ``grid`` cells, flattened and concatenated
+    (Hariharan et al. 2015, "Hypercolumns for object segmentation and fine-grained
+    localization"; the ModNet thesis §3.4.3 uses them as an alternative DDM embedding).
+
+    Output shape ``(N, Σ_l C_l · grid² + Σ_vector-layers D_l)``: for :class:`SmallCNN` of width
+    ``w`` with the default layers, ``w·g² + 2w·g² + prelogit_dim + num_classes``.
+    """
+    if not isinstance(images, torch.Tensor) or images.ndim != 4 or len(images) == 0:
+        raise DataError(f"images must be a non-empty (N, C, H, W) tensor, got {getattr(images, 'shape', type(images))}")
+    _check_hypercolumn_args(layers, grid)
+    return pool_hypercolumns(extractor.activations(images, tuple(layers), batch_size), layers, grid)
+
+
+def _check_hypercolumn_args(layers: tuple[str, ...] | list[str], grid: int) -> None:
+    if int(grid) < 1:
+        raise ConfigError(f"hypercolumn grid must be >= 1, got {grid}")
+    if not layers:
+        raise ConfigError("hypercolumns need at least one layer")
+
+
+def pool_hypercolumns(acts: dict[str, torch.Tensor], layers: tuple[str, ...] | list[str],
+                      grid: int = 1) -> torch.Tensor:
+    """Concatenate ``acts[layer]`` for ``layers``: conv maps (N, C, H, W) average-pooled to
+    ``grid`` x ``grid`` and flattened, vectors (N, D) as they are (see :func:`hypercolumns`)."""
+    _check_hypercolumn_args(layers, grid)
+    parts = []
+    for name in layers:
+        a = acts[name].float()
+        if a.ndim == 4:
+            if int(grid) > min(a.shape[-2:]):
+                raise ConfigError(f"hypercolumn grid {grid} exceeds layer {name!r}'s {a.shape[-2]}x{a.shape[-1]} map")
+            a = F.adaptive_avg_pool2d(a, int(grid))
+        parts.append(a.reshape(len(a), -1))
+    return torch.cat(parts, 1)
+
+
 # --------------------------------------------------------------------------- inception
 class InceptionExtractor(Extractor):
     """torchvision Inception-v3: ``pool`` = 2048-d average-pool features, ``logits`` = fc output.

@@ -61,6 +61,15 @@ class ModelSpec:
     loss : ``"ns"`` (non-saturating GAN loss) or ``"wgan_gp"``.
     defaults : default keyword arguments (widths, z_dim, learning rates, n_critic...).
     g_keys, d_keys : which keyword arguments go to ``build_g`` / ``build_d``.
+    base : the architecture this one is a variant of (``dcgan_weak`` -> ``dcgan``), or None. A
+        profile's ``model_kwargs`` entry of ``base`` applies to a variant that has none of its own
+        (see :func:`profile_kwargs`).
+    task : for generators that modify real images instead of mapping noise (``modnet``): a
+        callable ``task(trainer)`` returning training hooks with ``latents(n, rng, device)`` (the
+        packed generator inputs of a batch), ``g_loss(z, fake) -> (extra loss, {name: 0-d tensor})``
+        (terms added to the generator loss, statistics for the log) and ``meta()`` (checkpoint metadata); None for ``G(z)`` models.
+    on_load : ``on_load(G, meta) -> G``, applied by ``train.load_generator`` after loading the
+        weights (``modnet`` attaches the real test split as the source of its samples), or None.
     """
 
     name: str
@@ -71,6 +80,9 @@ class ModelSpec:
     g_keys: tuple[str, ...] = ()
     d_keys: tuple[str, ...] = ()
     description: str = ""
+    base: str | None = None
+    task: Callable[[Any], Any] | None = None
+    on_load: Callable[[Generator, dict], Generator] | None = None
 
 
 MODELS: Registry[ModelSpec] = Registry("model")
@@ -95,6 +107,23 @@ def resolve_kwargs(name: str, **kw: Any) -> dict[str, Any]:
             raise ConfigError(f"model {name!r} has no parameter {k!r}; valid: {', '.join(sorted(valid))}")
         params[k] = v
     return params
+
+
+def profile_kwargs(name: str, model_kwargs: dict[str, Any] | None) -> dict[str, Any]:
+    """Model keyword arguments of ``name`` from a profile's ``model_kwargs`` section.
+
+    The entry of ``name`` itself when present; otherwise, for a registered variant (``spec.base``),
+    the entry of its base architecture restricted to the keys the variant accepts (so
+    ``dcgan_weak`` and ``dcgan_small`` inherit ``dcgan``'s widths); otherwise ``{}``.
+    """
+    model_kwargs = model_kwargs or {}
+    if model_kwargs.get(name) is not None:
+        return dict(model_kwargs[name])
+    spec = MODELS.get(name)
+    if spec.base is None or model_kwargs.get(spec.base) is None:
+        return {}
+    valid = set(spec.g_keys) | set(spec.d_keys) | set(TRAIN_KEYS) | set(spec.defaults)
+    return {k: v for k, v in dict(model_kwargs[spec.base]).items() if k in valid}
 
 
 def build(name: str, img_shape: tuple[int, int, int], **kw: Any) -> tuple[Generator, Discriminator, dict[str, Any]]:
@@ -122,3 +151,4 @@ def check_img_shape(img_shape: tuple[int, int, int], allowed_sizes: tuple[int, .
 from . import dcgan  # noqa: E402,F401  (registers the architectures)
 from . import stylegan  # noqa: E402,F401
 from . import wgan_gp  # noqa: E402,F401
+from . import modnet  # noqa: E402,F401

@@ -86,3 +86,40 @@ class SmallCNN(nn.Module):
             for h in handles:
                 h.remove()
         return out
+
+
+class LeNetCNN(SmallCNN):
+    """A second embedding architecture (ModNet thesis §3.4.4, "insensitivity to architecture"):
+    LeNet-style, two 5x5 conv layers (BN + ReLU) each followed by a 2x2 max-pool, a
+    ``prelogit_dim`` hidden layer, logits. Same interface as :class:`SmallCNN` (``embed``,
+    ``layers``, ``activations``; blocks ``block1``, ``block2``, ``prelogits``, ``logits``).
+    """
+
+    def __init__(self, img_shape: tuple[int, int, int] = (1, 28, 28), num_classes: int = 10, width: int = 16,
+                 prelogit_dim: int = 128, dropout: float = 0.25) -> None:
+        nn.Module.__init__(self)
+        c, h, w = img_shape
+        if h % 4 or w % 4 or c < 1:
+            raise ConfigError(f"classifier needs (C, H, W) with H, W divisible by 4, got {img_shape}")
+        if num_classes < 2:
+            raise ConfigError(f"classifier needs at least 2 classes, got {num_classes}")
+        self.img_shape = (c, h, w)
+        self.num_classes, self.width, self.prelogit_dim = num_classes, width, prelogit_dim
+        w1, w2 = width, 2 * width
+        self.block1 = nn.Sequential(
+            nn.Conv2d(c, w1, 5, 1, 2, bias=False), nn.BatchNorm2d(w1), nn.ReLU(True),   # (B, C, H, W) -> (B, w, H, W)
+            nn.MaxPool2d(2),                                                          # -> (B, w, H/2, W/2)
+        )
+        self.block2 = nn.Sequential(
+            nn.Conv2d(w1, w2, 5, 1, 2, bias=False), nn.BatchNorm2d(w2), nn.ReLU(True),  # -> (B, 2w, H/2, W/2)
+            nn.MaxPool2d(2),                                                          # -> (B, 2w, H/4, W/4)
+        )
+        self.prelogits = nn.Sequential(
+            nn.Flatten(), nn.Dropout(dropout),                                        # -> (B, 2w*H/4*W/4)
+            nn.Linear(w2 * (h // 4) * (w // 4), prelogit_dim), nn.ReLU(True),        # -> (B, prelogit_dim)
+        )
+        self.fc = nn.Linear(prelogit_dim, num_classes)                                # -> (B, num_classes)
+
+
+#: Embedding architectures by name (the DDM study trains extra classifiers of these).
+ARCHITECTURES = {"smallcnn": SmallCNN, "lenet": LeNetCNN}

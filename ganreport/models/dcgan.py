@@ -1,8 +1,15 @@
 """DCGAN (Radford, Metz & Chintala 2016): transposed convs + BatchNorm + ReLU; D with LeakyReLU.
 
 Works at 28x28 (base 7x7) and 32x32 (base 4x4), 1 or 3 channels. ``batchnorm=False`` gives the
-"weakened" variant of the ModNet thesis (§3.4.2); ``depth`` removes an upsampling stage for the
-"small" variant (the first stage then starts larger).
+"weakened" variant of the ModNet thesis (§3.3.2, §3.4.2); ``depth`` removes an upsampling stage for
+the "small" variant (the first stage then starts larger). Both are registered as variants of
+``dcgan`` (same discriminator, same training settings, only the generator differs):
+
+- ``dcgan_weak``: generator without any BatchNorm (the thesis: "a weaker generator by removing all of
+  the batch-normalization layers"); its convs get biases instead.
+- ``dcgan_small``: generator with one upsampling layer fewer (the thesis' "small DCGAN": "removed
+  convolutional layer 4 and modified the third convolutional layer to match the output of
+  convolutional layer 4"): at 28x28 the projection starts at 14x14 instead of 7x7.
 """
 
 from __future__ import annotations
@@ -117,4 +124,36 @@ register(ModelSpec(
     g_keys=("g_width", "z_dim", "batchnorm", "depth"),
     d_keys=("d_width", "batchnorm"),
     description="DCGAN (Radford et al. 2016), non-saturating loss",
+))
+
+
+def small_depth(img_shape: tuple[int, int, int]) -> int:
+    """Upsampling stages of the ``dcgan_small`` generator: one fewer than ``dcgan``'s."""
+    return _stages(check_img_shape(img_shape)[1])[1] - 1
+
+
+_VARIANT_DEFAULTS = dict(z_dim=64, g_width=32, d_width=32, lr_g=2e-4, lr_d=2e-4, betas=(0.5, 0.999), n_critic=1, ema=0.0)
+
+register(ModelSpec(
+    name="dcgan_weak",
+    build_g=lambda shape, g_width=32, z_dim=64: DCGANGenerator(shape, z_dim, g_width, batchnorm=False),
+    build_d=lambda shape, d_width=32: DCGANDiscriminator(shape, d_width, batchnorm=True),
+    loss="ns",
+    defaults=dict(_VARIANT_DEFAULTS),
+    g_keys=("g_width", "z_dim"),
+    d_keys=("d_width",),
+    description="weakened DCGAN (ModNet thesis §3.3.2): generator without BatchNorm, dcgan's discriminator",
+    base="dcgan",
+))
+
+register(ModelSpec(
+    name="dcgan_small",
+    build_g=lambda shape, g_width=32, z_dim=64: DCGANGenerator(shape, z_dim, g_width, True, small_depth(shape)),
+    build_d=lambda shape, d_width=32: DCGANDiscriminator(shape, d_width, batchnorm=True),
+    loss="ns",
+    defaults=dict(_VARIANT_DEFAULTS),
+    g_keys=("g_width", "z_dim"),
+    d_keys=("d_width",),
+    description="small DCGAN (ModNet thesis §3.3.2): generator with one upsampling layer fewer, dcgan's discriminator",
+    base="dcgan",
 ))
