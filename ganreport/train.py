@@ -661,14 +661,18 @@ def _train_model(model: str, dataset: str, profile: str, out_dir: str | Path | N
     prof = config.load_profile(profile)
     on_gpu = pick_device(prof.get("device", "auto")).type == "cuda"
     gpu = dict(prof.get("gpu") or {}) if on_gpu else {}
-    kw = dict(prof.get("model_kwargs", {}).get(model) or {})
+    from .models import profile_kwargs
+
+    kw = profile_kwargs(model, prof.get("model_kwargs"))  # a variant (dcgan_weak) inherits its base's entry
+    base = MODELS.get(model).base
+    prof_steps = prof.get("steps") or {}
     kw.update({k: v for k, v in model_kw.items() if v is not None})
 
     def pick(value, key, default):
         return value if value is not None else prof.get(key, default)
 
     cfg = TrainConfig(
-        steps=int(steps if steps is not None else (prof.get("steps") or {}).get(model, 100)),
+        steps=int(steps if steps is not None else prof_steps.get(model, prof_steps.get(base, 100))),
         batch_size=int(pick(batch_size, "batch_size", 64)),
         ckpt_every=int(pick(ckpt_every, "ckpt_every", 250)),
         log_every=int(pick(log_every, "log_every", 25)),
