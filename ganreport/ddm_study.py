@@ -180,6 +180,7 @@ def _frame(rows: list[dict[str, Any]]):
 
 # --------------------------------------------------------------------------- embedding networks
 @single_thread
+@torch.enable_grad()  # trains even when called under no_grad (e.g. from a tracking callback)
 def train_embedding_net(dataset: str = "mnist", data_seed: int = 0, progress: bool = False,
                         cache_dir: str | Path | None = None, **spec: Any) -> ClassifierExtractor:
     """Train (or load from the cache) one extra embedding classifier described by ``spec``

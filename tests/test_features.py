@@ -42,6 +42,15 @@ def test_classifier_training_is_deterministic(tmp_path):
         assert torch.equal(va, vb), k
 
 
+def test_classifier_trains_when_called_under_no_grad():
+    """A tracking callback runs under no_grad and may be the first to need the (uncached) classifier."""
+    kw = dict(SMALL, epochs=1, data_kw={"sizes": (200, 50, 100)})
+    kw.pop("progress")
+    with torch.no_grad():
+        model, meta = F.train_classifier("mnist", progress=False, **kw)
+    assert meta["test_accuracy"] > 0.1 and all(p.grad is None or p.grad.abs().sum() > 0 for p in model.parameters())
+
+
 def test_extract_is_independent_of_batch_size(clf):
     x = torch.rand(37, 1, 28, 28, generator=torch.Generator().manual_seed(1)) * 2 - 1
     a = F.extract(clf, x, batch_size=37)

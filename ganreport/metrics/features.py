@@ -185,6 +185,7 @@ def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch
     return correct / len(images)
 
 
+@torch.enable_grad()  # trains even when called under no_grad (e.g. from a tracking callback)
 def train_classifier(dataset: str = "mnist", data_seed: int = 0, seed: int = 0, split: str = "train",
                      progress: bool = True, data_kw: dict[str, Any] | None = None,
                      **settings: Any) -> tuple[SmallCNN, dict[str, Any]]:

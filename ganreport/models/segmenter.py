@@ -198,6 +198,7 @@ def evaluate_segmenter(seg: Segmenter, data: ImageData, batch_size: int = 512) -
     return rep
 
 
+@torch.enable_grad()  # trains even when called under no_grad (e.g. from a tracking callback)
 def train_segmenter(cfg: SegmenterConfig | None = None, progress: bool = True) -> tuple[Segmenter, dict[str, Any]]:
     """Train a segmenter on ``shapes`` (seeded; weights, batches and augmentation all drawn from seeds).
 
