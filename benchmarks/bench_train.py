@@ -72,7 +72,7 @@ def matmul_gflops(n: int = 1024, reps: int = 20) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=300)
-    ap.add_argument("--reps", type=int, default=3, help="interleaved (bare, trainer) pairs; the median ratio is printed")
+    ap.add_argument("--reps", type=int, default=4, help="interleaved (bare, trainer) pairs; the median ratio is printed")
     a = ap.parse_args()
     prof = config.load_profile("quick")
     kw = prof["model_kwargs"]["dcgan"]
@@ -81,9 +81,13 @@ def main() -> None:
     bare_loop(d.images, kw, 20, batch)  # warm-up of both (the trainer's first grid imports matplotlib)
     trainer_rate(d, kw, 20, batch)
     bare, trn = [], []
-    for _ in range(a.reps):  # interleave to share any drift of the machine's speed
-        bare.append(bare_loop(d.images, kw, a.steps, batch))
-        trn.append(trainer_rate(d, kw, a.steps, batch))
+    for rep in range(a.reps):  # interleaved in ABBA order, so drift of the machine's speed hits both alike
+        if rep % 2 == 0:
+            bare.append(bare_loop(d.images, kw, a.steps, batch))
+            trn.append(trainer_rate(d, kw, a.steps, batch))
+        else:
+            trn.append(trainer_rate(d, kw, a.steps, batch))
+            bare.append(bare_loop(d.images, kw, a.steps, batch))
     ratios = sorted(t / b for t, b in zip(trn, bare))
     b, t = statistics.median(bare), statistics.median(trn)
     fl = flops_per_step(d.shape, kw, batch)
