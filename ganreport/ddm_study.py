@@ -33,7 +33,6 @@ in [0, 1]. Noise σ is in [0, 1] intensity units, blur σ in pixels.
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import math
 import time
@@ -126,7 +125,7 @@ def study_dir(profile: str, root: Path | None = None) -> Path:
 
 
 def _key(obj: Any) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:10]
+    return io.settings_key(obj, 10)
 
 
 def _clean(v: Any) -> Any:

@@ -30,7 +30,6 @@ every number formatted from their input. Settings come from the profile's ``expe
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 import math
@@ -95,7 +94,7 @@ def experiments_dir(profile: str, root: Path | None = None) -> Path:
 
 
 def _key(obj: Any) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    return io.settings_key(obj, 12)
 
 
 def _cached(path: Path, key: str) -> bool:

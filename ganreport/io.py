@@ -29,6 +29,11 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
             tmp.unlink()
 
 
+def settings_key(obj: Any, length: int = 12) -> str:
+    """Short SHA-256 of ``obj`` as sorted JSON: names a cached result by the settings that made it."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:length]
+
+
 def write_text(path: Path, text: str) -> None:
     atomic_write(path, lambda p: p.write_text(text))
 

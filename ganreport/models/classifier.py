@@ -31,13 +31,7 @@ class SmallCNN(nn.Module):
     def __init__(self, img_shape: tuple[int, int, int] = (1, 28, 28), num_classes: int = 10, width: int = 16,
                  prelogit_dim: int = 128, dropout: float = 0.25) -> None:
         super().__init__()
-        c, h, w = img_shape
-        if h % 4 or w % 4 or c < 1:
-            raise ConfigError(f"classifier needs (C, H, W) with H, W divisible by 4, got {img_shape}")
-        if num_classes < 2:
-            raise ConfigError(f"classifier needs at least 2 classes, got {num_classes}")
-        self.img_shape = (c, h, w)
-        self.num_classes, self.width, self.prelogit_dim = num_classes, width, prelogit_dim
+        c, h, w = self._settings(img_shape, num_classes, width, prelogit_dim)
         w1, w2 = width, 2 * width
         self.block1 = nn.Sequential(
             nn.Conv2d(c, w1, 3, 1, 1, bias=False), nn.BatchNorm2d(w1), nn.ReLU(True),   # (B, C, H, W) -> (B, w, H, W)
@@ -54,6 +48,18 @@ class SmallCNN(nn.Module):
             nn.Linear(w2 * (h // 4) * (w // 4), prelogit_dim), nn.ReLU(True),        # -> (B, prelogit_dim)
         )
         self.fc = nn.Linear(prelogit_dim, num_classes)                                # -> (B, num_classes)
+
+    def _settings(self, img_shape: tuple[int, int, int], num_classes: int, width: int,
+                  prelogit_dim: int) -> tuple[int, int, int]:
+        """Check the input shape and class count, store the settings; returns ``(C, H, W)``."""
+        c, h, w = img_shape
+        if h % 4 or w % 4 or c < 1:
+            raise ConfigError(f"classifier needs (C, H, W) with H, W divisible by 4, got {img_shape}")
+        if num_classes < 2:
+            raise ConfigError(f"classifier needs at least 2 classes, got {num_classes}")
+        self.img_shape = (c, h, w)
+        self.num_classes, self.width, self.prelogit_dim = num_classes, width, prelogit_dim
+        return c, h, w
 
     def embed(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(logits, prelogits)`` of images ``x`` (B, C, H, W) in [-1, 1]."""
@@ -98,13 +104,7 @@ class LeNetCNN(SmallCNN):
     def __init__(self, img_shape: tuple[int, int, int] = (1, 28, 28), num_classes: int = 10, width: int = 16,
                  prelogit_dim: int = 128, dropout: float = 0.25) -> None:
         nn.Module.__init__(self)
-        c, h, w = img_shape
-        if h % 4 or w % 4 or c < 1:
-            raise ConfigError(f"classifier needs (C, H, W) with H, W divisible by 4, got {img_shape}")
-        if num_classes < 2:
-            raise ConfigError(f"classifier needs at least 2 classes, got {num_classes}")
-        self.img_shape = (c, h, w)
-        self.num_classes, self.width, self.prelogit_dim = num_classes, width, prelogit_dim
+        c, h, w = self._settings(img_shape, num_classes, width, prelogit_dim)
         w1, w2 = width, 2 * width
         self.block1 = nn.Sequential(
             nn.Conv2d(c, w1, 5, 1, 2, bias=False), nn.BatchNorm2d(w1), nn.ReLU(True),   # (B, C, H, W) -> (B, w, H, W)
