@@ -315,7 +315,7 @@ def test_settings_validation():
         assert b.keys() == blocks[0].keys()
         assert {k: set(v) for k, v in b.items() if isinstance(v, dict) and k != "model_kwargs"} == \
             {k: set(v) for k, v in blocks[0].items() if isinstance(v, dict) and k != "model_kwargs"}
-        assert [set(c) for c in b["classifiers"]] == [set(c) for c in blocks[0]["classifiers"]]
+        assert b["classifiers"] and all(set(c) == set(blocks[0]["classifiers"][0]) for c in b["classifiers"])
         assert all(set(c) <= set(ddm_study.CLASSIFIER_TRAIN_DEFAULTS) for c in b["classifiers"])
 
 
