@@ -64,7 +64,12 @@ def model_dir(profile: str, model: str, dataset: str = "mnist", root: Path | Non
     return d
 
 
-def figure_dir(profile: str, root: Path | None = None) -> Path:
-    d = run_dir(profile, root) / "figures"
+def results_dir(profile: str, name: str, root: Path | None = None) -> Path:
+    """``runs/<profile>/<name>/``, created: one folder per notebook section's result files."""
+    d = run_dir(profile, root) / name
     d.mkdir(parents=True, exist_ok=True)
     return d
+
+
+def figure_dir(profile: str, root: Path | None = None) -> Path:
+    return results_dir(profile, "figures", root)

@@ -119,9 +119,7 @@ def resolve_settings(block: dict[str, Any]) -> dict[str, Any]:
 
 def study_dir(profile: str, root: Path | None = None) -> Path:
     """``runs/<profile>/ddm_study/``."""
-    d = config.run_dir(profile, root) / "ddm_study"
-    d.mkdir(parents=True, exist_ok=True)
-    return d
+    return config.results_dir(profile, "ddm_study", root)
 
 
 def _key(obj: Any) -> str:

@@ -88,9 +88,7 @@ def settings(profile: str, overrides: dict[str, dict[str, Any]] | None = None) -
 
 def experiments_dir(profile: str, root: Path | None = None) -> Path:
     """``runs/<profile>/experiments/``."""
-    d = config.run_dir(profile, root) / "experiments"
-    d.mkdir(parents=True, exist_ok=True)
-    return d
+    return config.results_dir(profile, "experiments", root)
 
 
 def _key(obj: Any) -> str:

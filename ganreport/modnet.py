@@ -85,9 +85,7 @@ def settings(profile: str) -> dict[str, Any]:
 
 def out_dir(profile: str) -> Path:
     """``runs/<profile>/modnet/``: the experiments' CSV / NPZ / JSON files."""
-    d = config.run_dir(profile) / "modnet"
-    d.mkdir(parents=True, exist_ok=True)
-    return d
+    return config.results_dir(profile, "modnet")
 
 
 def load_modnet(profile: str, dataset: str | None = None) -> tuple[ModNetGenerator, dict[str, Any]]:

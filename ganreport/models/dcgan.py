@@ -134,26 +134,24 @@ def small_depth(img_shape: tuple[int, int, int]) -> int:
 
 _VARIANT_DEFAULTS = dict(z_dim=64, g_width=32, d_width=32, lr_g=2e-4, lr_d=2e-4, betas=(0.5, 0.999), n_critic=1, ema=0.0)
 
-register(ModelSpec(
-    name="dcgan_weak",
-    build_g=lambda shape, g_width=32, z_dim=64: DCGANGenerator(shape, z_dim, g_width, batchnorm=False),
-    build_d=lambda shape, d_width=32: DCGANDiscriminator(shape, d_width, batchnorm=True),
-    loss="ns",
-    defaults=dict(_VARIANT_DEFAULTS),
-    g_keys=("g_width", "z_dim"),
-    d_keys=("d_width",),
-    description="weakened DCGAN (ModNet thesis §3.3.2): generator without BatchNorm, dcgan's discriminator",
-    base="dcgan",
-))
+def _register_variant(name: str, build_g, description: str) -> None:
+    """A DCGAN variant of the ModNet thesis (§3.3.2): its own generator, dcgan's discriminator and
+    defaults; a profile's ``dcgan`` settings apply to it (``base``)."""
+    register(ModelSpec(
+        name=name,
+        build_g=build_g,
+        build_d=lambda shape, d_width=32: DCGANDiscriminator(shape, d_width, batchnorm=True),
+        loss="ns",
+        defaults=dict(_VARIANT_DEFAULTS),
+        g_keys=("g_width", "z_dim"),
+        d_keys=("d_width",),
+        description=description,
+        base="dcgan",
+    ))
 
-register(ModelSpec(
-    name="dcgan_small",
-    build_g=lambda shape, g_width=32, z_dim=64: DCGANGenerator(shape, z_dim, g_width, True, small_depth(shape)),
-    build_d=lambda shape, d_width=32: DCGANDiscriminator(shape, d_width, batchnorm=True),
-    loss="ns",
-    defaults=dict(_VARIANT_DEFAULTS),
-    g_keys=("g_width", "z_dim"),
-    d_keys=("d_width",),
-    description="small DCGAN (ModNet thesis §3.3.2): generator with one upsampling layer fewer, dcgan's discriminator",
-    base="dcgan",
-))
+
+_register_variant("dcgan_weak", lambda shape, g_width=32, z_dim=64: DCGANGenerator(shape, z_dim, g_width, batchnorm=False),
+                  "weakened DCGAN (ModNet thesis §3.3.2): generator without BatchNorm, dcgan's discriminator")
+_register_variant("dcgan_small",
+                  lambda shape, g_width=32, z_dim=64: DCGANGenerator(shape, z_dim, g_width, True, small_depth(shape)),
+                  "small DCGAN (ModNet thesis §3.3.2): generator with one upsampling layer fewer, dcgan's discriminator")
