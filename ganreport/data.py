@@ -63,6 +63,17 @@ class ImageData:
             self.concepts, self.classes, dict(self.meta),
         )
 
+    def sample(self, n: int, seed: int = 0) -> "ImageData":
+        """``n`` distinct images drawn at random (seeded), in random order.
+
+        The splits keep the source's order (MNIST: sorted by digit), so a prefix such as
+        ``images[:64]`` is one class; this is the representative subset for grids and spot checks.
+        """
+        if not 1 <= n <= len(self):
+            raise DataError(f"{self.name}/{self.split}: cannot sample {n} of {len(self)} images; "
+                            f"ask for 1..{len(self)}")
+        return self.subset(torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))[:n])
+
 
 DATASETS: Registry = Registry("dataset")
 

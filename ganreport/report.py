@@ -81,6 +81,10 @@ nav.ganreport-toc a { text-decoration: none; }
     break-inside: avoid; page-break-inside: avoid; }
   .jp-OutputArea-output img { max-height: 255mm; object-fit: contain; }
   pre { white-space: pre-wrap !important; overflow-wrap: anywhere; }
+  /* wide tables (architecture x metric with CIs) must fit the A4 width: no horizontal scrolling on paper */
+  .jp-RenderedHTMLCommon table { font-size: 7pt; }
+  .jp-RenderedHTMLCommon td, .jp-RenderedHTMLCommon th { padding: 0.2em 0.35em; }
+  main > .jp-Cell:first-child table { font-size: 9pt; }  /* the title page's narrow tables */
   a { color: inherit; text-decoration: none; }
 }
 """

@@ -26,6 +26,19 @@ def test_split_depends_on_seed_and_is_deterministic():
     assert not torch.equal(a.images, c.images)
 
 
+def test_sample_is_seeded_distinct_and_covers_classes():
+    d = data.load("mnist", "train", seed=0)
+    assert torch.unique(d.labels[:64]).numel() == 1  # the split keeps the source's (sorted) order
+    a, b, c = d.sample(64, seed=0), d.sample(64, seed=0), d.sample(64, seed=1)
+    assert torch.equal(a.images, b.images) and not torch.equal(a.images, c.images)
+    assert torch.unique(a.labels).numel() == 10  # P(a class missing from 64 of 2,000) < 1e-2 per class
+    flat = {bytes(x.numpy().tobytes()) for x in a.images}
+    assert len(flat) == 64 and flat <= {bytes(x.numpy().tobytes()) for x in d.images}
+    for bad in (0, len(d) + 1):
+        with pytest.raises(DataError, match="cannot sample"):
+            d.sample(bad)
+
+
 def test_stratified_split_exact_sizes_uneven_classes():
     labels = np.array([0] * 7 + [1] * 13 + [2] * 30)
     idx = data.stratified_split(labels, (10, 5, 35), seed=3)
