@@ -1,7 +1,9 @@
 import json
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 import _toy
 from _toy import tiny_cfg
@@ -161,3 +163,25 @@ def test_cli_train_and_errors(tmp_path, capsys):
     assert err.startswith("error: unknown model 'nope'") and "Traceback" not in err
     assert main(["train", "--model", "dcgan", "--profile", "huge", "--out", str(tmp_path / "y")]) == 2
     assert "unknown profile 'huge'" in capsys.readouterr().err
+
+
+def test_cli_folder_dataset_through_data_option(tmp_path, capsys):
+    imgs = tmp_path / "imgs"
+    rng = np.random.default_rng(0)
+    for cls in ("a", "b"):
+        (imgs / cls).mkdir(parents=True)
+        for i in range(12):
+            Image.fromarray((rng.random((32, 32, 3)) * 255).astype(np.uint8)).save(imgs / cls / f"{i}.png")
+    base = ["train", "--model", "dcgan", "--dataset", "folder", "--profile", "smoke", "--dry-run",
+            "--set", "g_width=4", "--set", "d_width=4"]
+    assert main([*base, "--data", f"path={imgs}", "--out", str(tmp_path / "ok")]) == 0
+    assert "2 steps" in capsys.readouterr().out
+    meta = json.loads(next((tmp_path / "ok" / "checkpoints").glob("*.json")).read_text())
+    assert meta["dataset"] == "folder" and meta["img_shape"] == [3, 32, 32]
+    assert main([*base, "--out", str(tmp_path / "no_path")]) == 2
+    assert "needs path=" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main([*base, "--data", f"path={tmp_path / 'empty'}", "--out", str(tmp_path / "e")]) == 2
+    assert "holds no images" in capsys.readouterr().err
+    assert main([*base, "--data", "path", "--out", str(tmp_path / "m")]) == 2
+    assert "--data takes KEY=VALUE" in capsys.readouterr().err
