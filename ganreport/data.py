@@ -166,10 +166,15 @@ def _default_sizes(n: int) -> tuple[int, int, int]:
 # --------------------------------------------------------------------------- mnist
 @lru_cache(maxsize=2)
 def _mnist_all(download: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    if download:  # pragma: no cover - needs internet
+    if download:  # torchvision's 70,000; downloaded into data/cache/MNIST/raw unless the files are there
         from torchvision.datasets import MNIST
 
-        parts = [MNIST(str(config.CACHE_DIR), train=t, download=True) for t in (True, False)]
+        try:
+            parts = [MNIST(str(config.CACHE_DIR), train=t, download=True) for t in (True, False)]
+        except (RuntimeError, OSError) as e:
+            raise DataError(f"cannot download MNIST into {config.CACHE_DIR / 'MNIST' / 'raw'} ({e}). "
+                            "Without internet, use the 5,000 offline digits (download=False, the default), "
+                            "or copy the four *-idx?-ubyte files into that folder.") from None
         x = torch.cat([p.data for p in parts]).float()
         y = torch.cat([p.targets for p in parts]).long()
     else:
@@ -189,7 +194,7 @@ def load_mnist(split: str = "train", seed: int = 0, size: int | None = None,
     2,000 / 500 / 2,500. ``download=True`` uses torchvision's 70,000 (needs internet)."""
     x, y = _mnist_all(bool(download))
     if sizes is None:
-        sizes = (2000, 500, 2500) if len(x) == 5000 else (50000, 5000, 15000)
+        sizes = {5000: (2000, 500, 2500), 70000: (50000, 5000, 15000)}.get(len(x)) or _default_sizes(len(x))
     data = ImageData("mnist", "all", _resize(x, size), y, classes=tuple(str(i) for i in range(10)))
     return _select(data, split, tuple(sizes), seed)
 

@@ -115,3 +115,50 @@ def test_bad_inputs(tmp_path):
         data.load("mnist", "val", sizes=(2000, 0, 2500))
     with pytest.raises(DataError, match="unknown split"):
         data.load("mnist", "training")
+
+
+def _write_idx(path, arr: np.ndarray) -> None:
+    """An IDX file (the MNIST format: big-endian magic, dims, uint8 data)."""
+    magic = 0x800 + arr.ndim  # 0x08 = unsigned byte
+    header = np.array([magic, *arr.shape], dtype=">i4").tobytes()
+    path.write_bytes(header + arr.astype(np.uint8).tobytes())
+
+
+@pytest.fixture()
+def local_mnist_cache(tmp_path, monkeypatch):
+    """A data/cache holding tiny torchvision MNIST files, so ``download=True`` runs offline."""
+    from ganreport import config
+
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", 60), ("t10k", 40)):
+        labels = np.arange(n) % 10
+        _write_idx(raw / f"{prefix}-images-idx3-ubyte", rng.integers(0, 256, (n, 28, 28)))
+        _write_idx(raw / f"{prefix}-labels-idx1-ubyte", labels)
+    monkeypatch.setattr(config, "CACHE_DIR", tmp_path)
+    data._mnist_all.cache_clear()
+    yield tmp_path
+    data._mnist_all.cache_clear()
+
+
+def test_mnist_download_path_reads_torchvision_files(local_mnist_cache):
+    everything = data.load("mnist", "all", download=True)
+    assert everything.images.shape == (100, 1, 28, 28) and everything.images.min() >= -1
+    parts = {s: data.load("mnist", s, download=True) for s in ("train", "val", "test")}
+    assert [len(parts[s]) for s in ("train", "val", "test")] == [40, 10, 50]  # test split the largest
+    for d in parts.values():
+        assert torch.bincount(d.labels, minlength=10).tolist() == [len(d) // 10] * 10
+
+
+def test_mnist_download_failure_is_a_clear_error(local_mnist_cache, monkeypatch):
+    from torchvision.datasets import MNIST
+
+    (local_mnist_cache / "MNIST" / "raw" / "t10k-labels-idx1-ubyte").unlink()  # so torchvision would download
+
+    def offline(self):
+        raise RuntimeError("Error downloading t10k-labels-idx1-ubyte.gz: no network")
+
+    monkeypatch.setattr(MNIST, "download", offline)  # never touches the network
+    with pytest.raises(DataError, match="cannot download MNIST .*download=False"):
+        data.load("mnist", "train", download=True)
