@@ -65,8 +65,10 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m ganreport", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="cmd", required=True)
     t = sub.add_parser("train", help="train one architecture")
-    t.add_argument("--model", required=True, help="architecture from the model registry, e.g. dcgan, stylegan, wgan_gp, modnet")
-    t.add_argument("--dataset", default="mnist", help="dataset from the registry: mnist (default), digits, shapes, folder (needs --data path=DIR)")
+    t.add_argument("--model", required=True,
+                   help="architecture from the model registry, e.g. dcgan, stylegan, wgan_gp, modnet")
+    t.add_argument("--dataset", default="mnist",
+                   help="dataset from the registry: mnist (default), digits, shapes, folder (needs --data path=DIR)")
     t.add_argument("--profile", default="smoke", help="smoke (default), quick, full or a YAML file: step counts, sizes")
     t.add_argument("--seed", type=int, default=0, help="seed of weights, batches and latents (default 0)")
     t.add_argument("--steps", type=int, help="total steps (default: the profile's); a resumed run trains up to it")
