@@ -102,7 +102,8 @@ def periodic_cost(trn_runs: list[list[float]], steps: int, cadence: dict) -> tup
     events = logs | grids | ckpts
     base = statistics.median(f for j, f in enumerate(floor) if j not in events)
     # the final interval holds no training step, only the last checkpoint: all of it is periodic work
-    return sum(floor[j] - (base if j < steps else 0.0) for j in events), {"log rows": len(logs), "grids": len(grids), "checkpoints": len(ckpts)}
+    cost = sum(floor[j] - (base if j < steps else 0.0) for j in events)
+    return cost, {"log rows": len(logs), "grids": len(grids), "checkpoints": len(ckpts)}
 
 
 def flops_per_step(shape, kw: dict, batch: int) -> float:
@@ -167,7 +168,8 @@ def main() -> None:
     print(f"overhead   {1e3 * (trn_floor - bare_floor):8.1f} ms per run ({100 * (trn_floor / bare_floor - 1):+.1f} %, "
           f"noise floor); its periodic work ({', '.join(f'{n} {k}' for k, n in counts.items())}) "
           f"takes {1e3 * periodic:.1f} ms = {100 * periodic / trn_floor:.1f} % of the run")
-    print(f"training   {fl * trn_wall / 1e9:8.2f} GFLOP/s = {100 * fl * trn_wall / 1e9 / peak:.1f} % of measured matmul {peak:.1f} GFLOP/s")
+    gflops = fl * trn_wall / 1e9
+    print(f"training   {gflops:8.2f} GFLOP/s = {100 * gflops / peak:.1f} % of measured matmul {peak:.1f} GFLOP/s")
 
 
 if __name__ == "__main__":
