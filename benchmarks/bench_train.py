@@ -82,20 +82,19 @@ def _diffs(stamps: list[float]) -> list[float]:
     return [b - a for a, b in zip(stamps, stamps[1:])]
 
 
-def floor_sum(runs: list[list[float]]) -> float:
-    """Sum over steps of the minimum over repetitions of that step's time."""
-    return sum(min(col) for col in zip(*runs))
+def step_minima(runs: list[list[float]]) -> list[float]:
+    """Per step, the minimum over repetitions of that step's time (its sum is a run's noise-floor cost)."""
+    return [min(col) for col in zip(*runs)]
 
 
-def periodic_cost(trn_runs: list[list[float]], steps: int, cadence: dict) -> tuple[float, dict]:
-    """Time of the trainer's periodic work (log rows, grids, checkpoints) per run, from its own runs:
-    the per-step minima of the intervals holding that work, less the median minimum of the others.
+def periodic_cost(floor: list[float], steps: int, cadence: dict) -> tuple[float, dict]:
+    """Time of the trainer's periodic work (log rows, grids, checkpoints) per run, from its per-step
+    minima ``floor``: the minima of the intervals holding that work, less the median of the others.
 
     Interval ``j`` ends at step ``j + 1``'s callback; logs and grids of step ``s`` run before that
     step's callback (interval ``s - 1``), checkpoints after it (interval ``s``; the last one is the
     final interval, up to ``fit``'s return).
     """
-    floor = [min(c) for c in zip(*trn_runs)]
     logs = {s - 1 for s in range(1, steps + 1) if s % cadence["log_every"] == 0 or s == steps}
     grids = {s - 1 for s in range(1, steps + 1) if s % cadence["grid_every"] == 0 or s == steps}
     ckpts = {s for s in range(1, steps + 1) if s % cadence["ckpt_every"] == 0 or s == steps}
@@ -138,23 +137,23 @@ def main() -> None:
     d = data.load("mnist", "train")
     bare_loop(d.images, kw, 20, batch)  # warm-up of both (allocator, first grid and checkpoint write)
     trainer_run(d, kw, 20, batch, cadence)
-    bare_runs, trn_runs, same = [], [], True
+    runners = {"bare": lambda: bare_loop(d.images, kw, a.steps, batch),
+               "trainer": lambda: trainer_run(d, kw, a.steps, batch, cadence)}
+    runs: dict[str, list[list[float]]] = {"bare": [], "trainer": []}
+    same = True
     for rep in range(a.reps):  # ABBA order, so drift of the machine's speed hits both alike
-        order = ("bare", "trainer") if rep % 2 == 0 else ("trainer", "bare")
         states = {}
-        for which in order:
-            if which == "bare":
-                dt, states[which] = bare_loop(d.images, kw, a.steps, batch)
-                bare_runs.append(dt)
-            else:
-                dt, states[which] = trainer_run(d, kw, a.steps, batch, cadence)
-                trn_runs.append(dt)
+        for which in (("bare", "trainer") if rep % 2 == 0 else ("trainer", "bare")):
+            dt, states[which] = runners[which]()
+            runs[which].append(dt)
         same &= all(torch.equal(states["bare"][k], v) for k, v in states["trainer"].items())
+    bare_runs, trn_runs = runs["bare"], runs["trainer"]
     wall = sorted(sum(b) / sum(t) for b, t in zip(bare_runs, trn_runs))
     bare_wall = a.steps / statistics.median(sum(r) for r in bare_runs)
     trn_wall = a.steps / statistics.median(sum(r) for r in trn_runs)
-    bare_floor, trn_floor = floor_sum(bare_runs), floor_sum(trn_runs)
-    periodic, counts = periodic_cost(trn_runs, a.steps, cadence)
+    trn_minima = step_minima(trn_runs)
+    bare_floor, trn_floor = sum(step_minima(bare_runs)), sum(trn_minima)
+    periodic, counts = periodic_cost(trn_minima, a.steps, cadence)
     fl = flops_per_step(d.shape, kw, batch)
     peak = matmul_gflops()
     print(f"quick DCGAN, batch {batch}, {a.steps} steps per run, {a.reps} interleaved pairs; trainer cadence {cadence}")
