@@ -15,6 +15,7 @@ import pandas as pd
 from scipy import stats
 
 from . import results
+from .stats import final_rows, metric_label, ranked, ranking_agreement
 
 REAL_MODELS = ("real_train", "real_test", "real")
 
@@ -27,20 +28,6 @@ def load(profile: str, models: Sequence[str] | None = None) -> pd.DataFrame:
     if models is not None:
         df = df[df["model"].isin(list(models))]
     return df.reset_index(drop=True)
-
-
-def final_rows(df: pd.DataFrame) -> pd.DataFrame:
-    """One row per (model, metric, feature, section): the largest step (or the row without a step)."""
-    if df.empty:
-        return df
-    d = df.copy()
-    d["_step"] = pd.to_numeric(d["step"], errors="coerce").fillna(-1)
-    d = d.sort_values("_step").groupby(["model", "metric", "feature", "section"], dropna=False, as_index=False).last()
-    return d.drop(columns="_step")
-
-
-def metric_label(metric: str, feature: str | None) -> str:
-    return f"{metric} ({feature})" if feature else metric
 
 
 def summary_table(df: pd.DataFrame, sections: Sequence[str] | None = None) -> pd.DataFrame:
@@ -79,30 +66,6 @@ def _fmt_ci(v, lo, hi) -> str:
     if lo is not None and hi is not None and not (isinstance(lo, float) and math.isnan(lo)):
         s += f" [{_fmt(lo)}, {_fmt(hi)}]"
     return s
-
-
-def ranked(df: pd.DataFrame, models: Sequence[str]) -> pd.DataFrame:
-    """Rank of each model per directed metric (1 = best; ties share the mean rank), plus the winner."""
-    d = final_rows(df)
-    d = d[d["model"].isin(list(models)) & d["direction"].isin(["lower", "higher"]) & d["value"].notna()]
-    out = {}
-    winners = {}
-    for (metric, feature, section), g in d.groupby(["metric", "feature", "section"], dropna=False):
-        if g["model"].nunique() < 2:
-            continue
-        score = g.set_index("model")["value"].astype(float)
-        if g["direction"].iloc[0] == "lower":
-            score = -score
-        label = metric_label(metric, feature)
-        ranks = score.rank(ascending=False, method="average")
-        out[label] = ranks
-        best = ranks[ranks == ranks.min()].index.tolist()
-        winners[label] = " = ".join(best)
-    table = pd.DataFrame(out).T
-    if table.empty:
-        return table
-    table["winner"] = pd.Series(winners)
-    return table
 
 
 def oriented_scores(df: pd.DataFrame, models: Sequence[str]) -> pd.DataFrame:
@@ -226,23 +189,6 @@ def plot_quant_vs_qual(df: pd.DataFrame, models: Sequence[str], quant: Sequence[
     return fig
 
 
-def ranking_agreement(df: pd.DataFrame, models: Sequence[str], quant: Sequence[str], qual: Sequence[str]) -> dict:
-    """Mean rank of each architecture over the quantitative and over the qualitative metrics, and the
-    Spearman ρ between the two orderings (the seed study's question)."""
-    r = ranked(df, models)
-    if r.empty:
-        return {"quant_rank": {}, "qual_rank": {}, "rho": float("nan")}
-    r = r.drop(columns="winner")
-    base = [i.split(" (")[0] for i in r.index]
-    q_rows = r[[b in quant for b in base]]
-    l_rows = r[[b in qual for b in base]]
-    q_mean, l_mean = q_rows.mean(), l_rows.mean()
-    common = [m for m in models if m in q_mean.dropna().index and m in l_mean.dropna().index]
-    rho = stats.spearmanr(q_mean[common], l_mean[common])[0] if len(common) >= 3 else float("nan")
-    return {"quant_rank": q_mean.dropna().to_dict(), "qual_rank": l_mean.dropna().to_dict(), "rho": float(rho),
-            "n_quant": len(q_rows), "n_qual": len(l_rows)}
-
-
 def findings(df: pd.DataFrame, models: Sequence[str], quant: Sequence[str], qual: Sequence[str]) -> str:
     """Markdown findings; every number in it is read from ``df``."""
     lines = []
@@ -286,11 +232,6 @@ def findings(df: pd.DataFrame, models: Sequence[str], quant: Sequence[str], qual
     return "\n".join(lines)
 
 
-# Metric groups for the comparison (names as recorded by notebooks 02 and 03).
-QUANT_METRICS = ("fid", "kid", "is", "precision", "recall", "density", "coverage", "mmd", "mmd_poly", "c2st_1nn",
-                 "c2st_net", "ddm", "ddm_train", "sharpness", "noise", "ssim_nn", "memorization")
-QUAL_METRICS = ("attr_concentration_fake", "attr_concentration_real", "attr_deletion_auc_ratio",
-                "attr_insertion_auc_ratio", "attr_sanity_ssim", "attr_sanity_spearman", "ppl_z_lerp", "ppl_z_slerp",
-                "ppl_w_lerp", "dissect_interpretable_fraction", "dissect_mean_best_iou")
+# Headline metrics of the front-page table (the compared groups are stats.QUANT_METRICS / QUAL_METRICS).
 QUANT_HEADLINE = ("fid", "ddm", "c2st_1nn", "memorization")
 QUAL_HEADLINE = ("attr_concentration_fake", "attr_deletion_auc_ratio", "ppl_z_slerp", "dissect_interpretable_fraction")

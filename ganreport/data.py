@@ -8,6 +8,7 @@ need many real images (seed study, 000: "a large quantity of test data").
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -362,3 +363,11 @@ def load_shapes(split: str = "train", seed: int = 0, size: int | None = 32, n: i
     """
     data = make_shapes(n, seed=seed, side=size or 32, door_in_sky=door_in_sky, tree_in_sky=tree_in_sky)
     return _select(data, split, tuple(sizes or _default_sizes(n)), seed)
+
+
+def data_hash(data: ImageData) -> str:
+    """SHA-1 (16 hex digits) of a split's name, shape and pixels: keys caches and checkpoints."""
+    h = hashlib.sha1()
+    h.update(f"{data.name}/{data.split}/{tuple(data.images.shape)}".encode())
+    h.update(data.images.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]

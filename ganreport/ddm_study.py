@@ -189,7 +189,7 @@ def train_embedding_net(dataset: str = "mnist", data_seed: int = 0, progress: bo
     """
     from . import data as data_mod
     from .models.classifier import ARCHITECTURES
-    from .train import data_hash
+    from .data import data_hash
 
     unknown = set(spec) - set(CLASSIFIER_TRAIN_DEFAULTS)
     if unknown:

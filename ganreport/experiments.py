@@ -924,7 +924,7 @@ def ddm_table(profile: str, models: Sequence[str] | None = None, root: Path | No
     dropped), so only orderings compare. DDM grows as ``|G|`` shrinks; ``n`` shows each row's sample size.
     """
     from . import results
-    from .compare import final_rows
+    from .stats import final_rows
 
     df = results.load(profile, root)
     if df.empty:
@@ -1070,21 +1070,22 @@ def exact_spearman_p(x: Sequence[float], y: Sequence[float], alternative: str = 
 
 def quant_vs_qual(profile: str, models: Sequence[str] | None = None, root: Path | None = None) -> dict[str, Any]:
     """Do the architectures rank the same by the quantitative metrics and by the interpretability
-    measures (seed 000)? Reuses :func:`ganreport.compare.ranking_agreement` (mean rank over
-    ``compare.QUANT_METRICS`` and over ``compare.QUAL_METRICS``), adds the exact permutation
+    measures (seed 000)? Reuses :func:`ganreport.stats.ranking_agreement` (mean rank over
+    ``stats.QUANT_METRICS`` and over ``stats.QUAL_METRICS``), adds the exact permutation
     p-value, and — when the capacity grid and LIME results are on disk — the same question over the
     grid cells: Spearman ρ between −FID and the LIME stroke enrichment / concentration.
 
     Returns ``{"table": DataFrame(model -> quant_rank, qual_rank), "rho", "p", "n", "n_quant",
     "n_qual", "grid": {"n", "rho_stroke", "p_stroke", "rho_concentration", "p_concentration"} | None}``.
     """
-    from . import compare, results
+    from . import results
+    from .stats import QUAL_METRICS, QUANT_METRICS, ranking_agreement
 
     rows = results.load(profile, root)
     models = list(models or config.load_profile(profile).get("models") or [])
     out: dict[str, Any] = {"table": pd.DataFrame(), "rho": float("nan"), "p": float("nan"), "n": 0, "grid": None}
     if not rows.empty:
-        agree = compare.ranking_agreement(rows, models, compare.QUANT_METRICS, compare.QUAL_METRICS)
+        agree = ranking_agreement(rows, models, QUANT_METRICS, QUAL_METRICS)
         table = pd.DataFrame({"quant_rank": pd.Series(agree["quant_rank"]), "qual_rank": pd.Series(agree["qual_rank"])})
         both = table.dropna()
         out.update(table=table, rho=float(agree["rho"]), n=len(both), n_quant=agree.get("n_quant", 0),

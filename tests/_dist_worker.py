@@ -24,6 +24,7 @@ from torch import nn
 from ganreport import distributed, train
 from ganreport.data import ImageData
 from ganreport.errors import ConfigError
+from ganreport.metrics import sharded
 from ganreport.metrics.features import Extractor
 
 # BN-free variants: on the CPU, DDP cannot use SyncBatchNorm, and per-rank batch statistics differ
@@ -115,8 +116,8 @@ def run_train(out: Path) -> None:
     save_file(weights(t), str(out / "stylegan" / f"rank{r}.safetensors"))
     # sharded evaluation, gathered in rank order on every rank
     ext, G = ConvFeatures(), eval_generator()
-    fake = distributed.sample_features(G, ext, N_FAKE, seed=EVAL_SEED, batch_size=8, return_images=True)
-    real = distributed.extract(ext, tiny_data(N_REAL, seed=1).images, batch_size=8)
+    fake = sharded.sample_features(G, ext, N_FAKE, seed=EVAL_SEED, batch_size=8, return_images=True)
+    real = sharded.extract(ext, tiny_data(N_REAL, seed=1).images, batch_size=8)
     save_file({"fake_" + k: v.contiguous() for k, v in fake.items()} | {"real_" + k: v for k, v in real.items()},
               str(out / f"eval_rank{r}.safetensors"))
     values = metric_values(real["feat"], fake["feat"])

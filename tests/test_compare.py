@@ -6,6 +6,7 @@ import pytest
 from scipy import stats
 
 from ganreport import compare, results
+from ganreport import stats as row_stats
 
 
 @pytest.fixture()
@@ -25,7 +26,7 @@ def rows(tmp_path):
 
 
 def test_ranked_and_winner(rows):
-    r = compare.ranked(rows, ["a", "b", "c"])
+    r = row_stats.ranked(rows, ["a", "b", "c"])
     assert r.loc["fid (f)", "winner"] == "a" and r.loc["fid (f)", "c"] == 3
     assert r.loc["precision (f)", "winner"] == "a" and r.loc["precision (f)", "b"] == 3
 

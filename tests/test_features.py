@@ -186,7 +186,7 @@ def test_missing_modes_is_saturates_while_ddm_moves():
 def test_evaluate_samples_gives_every_metric_as_rows(mnist_train):
     from torch import nn
 
-    from ganreport.metrics import evaluate
+    from ganreport.metrics import suite as evaluate
     from ganreport.results import FIELDS
 
     ext = F.get_extractor("pixels")

@@ -163,14 +163,12 @@ def test_every_module_has_a_layer(graph):
         layer(m)
 
 
-@pytest.mark.xfail(reason="issue #29: the moves of step 2 have not landed yet", strict=False)
 def test_imports_point_down_the_layers(graph):
     _, edges = graph
     bad = layer_violations(edges)
     assert not bad, "imports against the layer order:\n  " + "\n  ".join(bad)
 
 
-@pytest.mark.xfail(reason="issue #29: the moves of step 2 have not landed yet", strict=False)
 def test_no_import_circles(graph):
     mods, edges = graph
     found = cycles(edges, mods)

@@ -27,8 +27,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError, DataError
-from . import check_images, model_img_shape
-from .saliency import METHODS, score_function
+from .base import METHODS, check_images, model_img_shape, score_function
 
 MASKS = ("slic", "grid")
 SURROGATES = ("ridge", "linear", "lasso")

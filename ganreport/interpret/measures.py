@@ -36,8 +36,8 @@ from torch import nn
 
 from ..errors import ConfigError, DataError
 from ..results import make_row
-from . import check_images, model_img_shape
-from .saliency import attribute, score_function, to_map
+from .base import attribute, check_images, model_img_shape, score_function
+from .saliency import to_map
 
 SECTION = "qualitative"
 AttributionFn = Callable[[nn.Module, torch.Tensor], torch.Tensor]

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import ConfigError, DataError
-from . import check_images
+from .base import check_images
 from .latent import FeatureFn, apply_features
 
 

@@ -26,28 +26,9 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError, DataError
-from ..registry import Registry
-from . import check_images, model_img_shape
+from .base import METHODS, check_images, model_img_shape, score_function
 
-Attribution = Callable[..., torch.Tensor]
-METHODS: Registry[Attribution] = Registry("attribution method")
 REDUCTIONS = ("abs_sum", "abs_max", "sum")
-
-
-def score_function(D: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
-    """``x -> D(x)`` as a ``(B,)`` tensor; raises :class:`DataError` when D returns another shape."""
-
-    def f(x: torch.Tensor) -> torch.Tensor:
-        out = D(x)
-        if out.ndim == 2 and out.shape[1] == 1:
-            out = out[:, 0]
-        if out.shape != (x.shape[0],):
-            raise DataError(
-                f"the discriminator must return one score per image, shape ({x.shape[0]},), got {tuple(out.shape)}"
-            )
-        return out
-
-    return f
 
 
 def _prepare(D: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -146,13 +127,6 @@ def integrated_gradients(D: nn.Module, x: torch.Tensor, baseline: float | torch.
         a, delta = out
         return a.detach().cpu(), delta.detach().cpu()
     return out.detach().cpu()
-
-
-def attribute(method: str, D: nn.Module, x: torch.Tensor, **kw: Any) -> torch.Tensor:
-    """Attributions of ``D`` on ``x`` by the registered ``method`` (``METHODS.names()``)."""
-    if method == "lime":
-        from . import lime as _lime  # noqa: F401  (registers "lime")
-    return METHODS.get(method)(D, x, **kw)
 
 
 __all__ = ["METHODS", "attribute", "gradient", "smoothgrad", "integrated_gradients", "to_map", "score_function"]

@@ -18,8 +18,9 @@ Metrics (``METRICS.names()``), by input:
 - critic outputs (1-D): ``critic_real``, ``critic_fake``, ``critic_gap``, ``critic_offset``.
 
 Feature extractors live in :mod:`ganreport.metrics.features`, the validation experiments in
-:mod:`ganreport.metrics.validate`, and whole-model evaluation (notebook 02) in
-:mod:`ganreport.metrics.evaluate`.
+:mod:`ganreport.metrics.validate`, the sharded feature pass in :mod:`ganreport.metrics.sharded`,
+and every metric on one set of samples in :mod:`ganreport.metrics.suite` (checkpoints are loaded
+one level up, in :mod:`ganreport.evaluate`).
 """
 
 from __future__ import annotations
@@ -77,8 +78,7 @@ def direction(name: str) -> str:
 
 
 from . import c2st, critic, ddm, fid_kid_is, memorization, mmd, prdc, quality  # noqa: E402,F401  (register)
-from .evaluate import evaluate_all, evaluate_model, evaluate_samples, real_baselines  # noqa: E402
+from .suite import evaluate_samples, real_baselines  # noqa: E402
 
 __all__ = ["compute", "direction", "Result", "METRICS", "MetricSpec", "register", "check_features",
-           "check_images", "check_scores", "DataError", "ConfigError", "evaluate_all", "evaluate_model",
-           "evaluate_samples", "real_baselines"]
+           "check_images", "check_scores", "DataError", "ConfigError", "evaluate_samples", "real_baselines"]

@@ -174,7 +174,7 @@ def torch_threads(n: int | None) -> Iterator[None]:
 
     The metrics on a few thousand samples are many small tensor operations; on a busy CPU a
     second OpenMP thread makes them several times slower (threads wait for each other), so
-    :func:`ganreport.metrics.evaluate.evaluate_samples` runs small sets on one thread.
+    :func:`ganreport.metrics.suite.evaluate_samples` runs small sets on one thread.
     """
     before = torch.get_num_threads()
     if n is not None and n != before:

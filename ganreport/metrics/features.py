@@ -33,6 +33,8 @@ from torch import nn
 from tqdm import tqdm
 
 from .. import config, io
+from .. import data as data_mod
+from ..data import data_hash
 from ..errors import CheckpointError, ConfigError, DataError
 from ..models.classifier import SmallCNN
 from ..registry import Registry
@@ -199,7 +201,6 @@ def train_classifier(dataset: str = "mnist", data_seed: int = 0, seed: int = 0, 
     ----------
     settings : overrides of ``CLASSIFIER_DEFAULTS`` (``epochs``, ``width``, ``lr``...).
     """
-    from .. import data as data_mod
 
     unknown = set(settings) - set(CLASSIFIER_DEFAULTS)
     if unknown:
@@ -260,8 +261,6 @@ def classifier(dataset: str = "mnist", data_seed: int = 0, seed: int = 0, split:
     Cached as ``<cache_dir>/classifier/<dataset>_<hash>.safetensors`` (+ ``.json``), where the hash
     covers dataset, split, data seed, seed, settings and a hash of the training images.
     """
-    from .. import data as data_mod
-    from ..train import data_hash
 
     s = {**CLASSIFIER_DEFAULTS, **settings}
     unknown = set(settings) - set(CLASSIFIER_DEFAULTS)
@@ -414,8 +413,6 @@ def real_features(extractor: Extractor, dataset: str = "mnist", split: str = "te
                   cache_dir: str | Path | None = None, batch_size: int = 256,
                   data_kw: dict[str, Any] | None = None) -> dict[str, torch.Tensor]:
     """Features of a real split, cached by a hash of (extractor, dataset, split, data seed, data)."""
-    from .. import data as data_mod
-    from ..train import data_hash
 
     data = data_mod.load(dataset, split, seed=data_seed, **(data_kw or {}))
     root = Path(cache_dir) if cache_dir is not None else config.CACHE_DIR
@@ -445,8 +442,6 @@ def real_stats(extractor: Extractor, dataset: str = "mnist", split: str = "test"
                data_seed: int = 0, cache_dir: str | Path | None = None,
                data_kw: dict[str, Any] | None = None) -> dict[str, torch.Tensor]:
     """``{"mu", "cov", "n"}`` of a real split's ``output`` features (default ``extractor.main``), cached."""
-    from .. import data as data_mod
-    from ..train import data_hash
 
     output = output or extractor.main
     if output not in extractor.outputs:

@@ -243,12 +243,12 @@ def _split_test(real, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
 def ladder_on(real, n: int, seed: int = 0, ladder: dict[str, Sequence[float]] | None = None,
               metrics: Sequence[str] = LADDER_METRICS, options: dict | None = None, progress: bool = False,
               levels: int | None = None):
-    """:func:`corruption_ladder` on a :class:`~ganreport.metrics.evaluate.RealData`: ``n`` test
+    """:func:`corruption_ladder` on a :class:`~ganreport.metrics.suite.RealData`: ``n`` test
     images (corrupted) against ``n`` other test images, training split as ``train``; ``levels``
     thins the ladder with :func:`thin_ladder`."""
     if levels is not None:
         ladder = thin_ladder(int(levels), ladder)
-    from .evaluate import FAST_OPTIONS, evaluate_samples
+    from .suite import FAST_OPTIONS, evaluate_samples
 
     b, a = _split_test(real, n, seed)
     ref_feats = {k: v[a] for k, v in real.test_feats.items()}
@@ -264,10 +264,10 @@ def ladder_on(real, n: int, seed: int = 0, ladder: dict[str, Sequence[float]] | 
 def missing_modes_on(real, size: int, classes: Sequence[int] = (1, 2, 5, 10),
                      distinct: Sequence[int] = (10, 100, 1000, 2500), seed: int = 0,
                      metrics: Sequence[str] = MODES_METRICS, options: dict | None = None, progress: bool = False):
-    """:func:`missing_modes` on a :class:`~ganreport.metrics.evaluate.RealData`: sets drawn from the
+    """:func:`missing_modes` on a :class:`~ganreport.metrics.suite.RealData`: sets drawn from the
     train + val splits, scored against ``size`` test images (all of them when ``size`` allows)."""
     from .. import data as data_mod
-    from .evaluate import FAST_OPTIONS, evaluate_samples
+    from .suite import FAST_OPTIONS, evaluate_samples
     from .features import extract
 
     val = data_mod.load(real.dataset, "val", seed=real.data_seed)

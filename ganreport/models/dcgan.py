@@ -19,7 +19,7 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
-from . import Discriminator, Generator, ModelSpec, check_img_shape, register
+from .base import Discriminator, Generator, ModelSpec, check_img_shape, register
 
 
 def _stages(size: int) -> tuple[int, int]:

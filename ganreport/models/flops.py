@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from . import MODELS, build, count_params
+from .base import MODELS, build, count_params
 
 
 def forward_flops(module: nn.Module, x: torch.Tensor, **kw: Any) -> float:

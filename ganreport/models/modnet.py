@@ -23,8 +23,10 @@ classifier ``C``; the discriminator ``D`` is the registry's DCGAN discriminator)
 
 with ``x`` and ``x_t`` independent batches of real training images and ``y_t`` drawn uniformly
 from the classes other than the label of ``x_t`` (as in the thesis' augmentation experiment,
-"the target label not equal the source label"). ``C`` is the feature classifier of
-:mod:`ganreport.metrics.features` (trained once and cached, deterministic): it is never updated,
+"the target label not equal the source label"). The extra terms are the training hook
+:class:`ganreport.train.tasks.ModNetTask` (``ModelSpec.task = "modnet"``): this module holds the
+architecture only. ``C`` is the feature classifier of :mod:`ganreport.metrics.features` (trained
+once and cached, deterministic): it is never updated,
 is not in any optimiser and is not stored in the checkpoints, whose metadata record its cache key
 and accuracy instead (``frozen_classifier``).
 
@@ -41,18 +43,15 @@ from __future__ import annotations
 
 import warnings
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError, DataError
-from . import Discriminator, Generator, ModelSpec, check_img_shape, register
+from .base import Discriminator, Generator, ModelSpec, check_img_shape, register
 from .dcgan import DCGANDiscriminator
-
-if TYPE_CHECKING:  # pragma: no cover
-    from ..train import Trainer
 
 
 def _norm(ch: int) -> nn.Module:
@@ -216,70 +215,6 @@ def random_targets(labels: torch.Tensor | None, num_classes: int, rng: torch.Gen
     return (labels.cpu() + shift) % num_classes
 
 
-# ---------------------------------------------------------------------------- training hooks
-class ModNetTask:
-    """Training hooks the :class:`~ganreport.train.Trainer` calls for ``modnet`` (``ModelSpec.task``).
-
-    - :meth:`latents` — packed inputs ``[x_t, onehot(y_t)]`` of a batch: random training images
-      and random targets ``y_t ≠ y``, drawn from the trainer's seeded generator;
-    - :meth:`g_loss` — the extra generator terms ``w_label · CE(C(G), y_t) + λ · L1`` with the
-      frozen classifier ``C``; also returns batch statistics for the training log;
-    - :meth:`meta` — checkpoint metadata (data seed, frozen classifier key and accuracy).
-    """
-
-    def __init__(self, trainer: "Trainer") -> None:
-        from ..metrics.features import classifier as load_classifier
-
-        data, p = trainer.data, trainer.params
-        if data.labels is None:
-            raise DataError(f"modnet needs class labels: dataset {data.name!r} has none")
-        g = trainer.G
-        n_cls = max(data.num_classes, int(data.labels.max()) + 1)
-        if n_cls != g.num_classes:
-            raise ConfigError(f"modnet was built for num_classes={g.num_classes} but dataset {data.name!r} has "
-                              f"{n_cls} classes; pass num_classes={n_cls}")
-        self.data_seed = int(data.meta.get("data_seed", 0))
-        self.l1_lambda, self.label_weight = float(p["l1_lambda"]), float(p["label_weight"])
-        try:
-            ext = load_classifier(dataset=data.name, data_seed=self.data_seed, seed=int(p["classifier_seed"]),
-                                  progress=False, **dict(p.get("classifier_kw") or {}))
-        except ConfigError as e:
-            if "unknown dataset" in str(e) or "no dataset" in str(e):
-                raise ConfigError(f"modnet's frozen classifier is trained on the registered dataset of the "
-                                  f"training images, but {data.name!r} is not one: {e}") from None
-            raise
-        if tuple(ext.meta["img_shape"]) != tuple(g.img_shape):
-            raise ConfigError(f"frozen classifier expects {tuple(ext.meta['img_shape'])} images, modnet {g.img_shape}")
-        self.classifier = ext.model.to(trainer.device).eval().requires_grad_(False)
-        self.classifier_meta = {"cache_key": ext.meta["cache_key"], "seed": ext.meta["seed"],
-                                "test_accuracy": ext.meta.get("test_accuracy"),
-                                "settings": ext.meta.get("settings")}
-        self.images = trainer.images
-        self.labels = data.labels.to(self.images.device)
-        self.G = g
-
-    def latents(self, n: int, rng: torch.Generator, device: torch.device | str) -> torch.Tensor:
-        """Packed inputs of ``n`` random training images with random targets (global batch)."""
-        idx = torch.randint(len(self.images), (n,), generator=rng)
-        t = random_targets(self.labels[idx.to(self.labels.device)].cpu(), self.G.num_classes, rng)
-        x = self.images[idx.to(self.images.device)]
-        return self.G.pack(x.float(), t.to(x.device)).to(device)
-
-    def g_loss(self, z: torch.Tensor, fake: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """``w_label · CE(C(fake), y_t) + λ · mean|fake − x_t|`` and batch stats (label, l1, fool rate)."""
-        x, y = self.G.unpack(z)
-        target = y.argmax(1)
-        logits = self.classifier(fake.float())
-        ce = F.cross_entropy(logits, target)
-        l1 = (fake.float() - x.float()).abs().mean()
-        stats = {"label_loss": ce.detach(), "l1": l1.detach(),
-                 "fool_rate": (logits.argmax(1) == target).float().mean()}  # 0-d tensors: no host sync here
-        return self.label_weight * ce + self.l1_lambda * l1, stats
-
-    def meta(self) -> dict[str, Any]:
-        return {"data_seed": self.data_seed, "frozen_classifier": self.classifier_meta}
-
-
 def attach_test_source(G: Generator, meta: dict[str, Any]) -> Generator:
     """``ModelSpec.on_load`` of modnet: attach the real test split of the training dataset as source."""
     from .. import data as data_mod
@@ -316,6 +251,6 @@ register(ModelSpec(
     d_keys=("d_width",),
     description="ModNet (seed 004, §2.5): U-Net delta generator conditioned on a target class, "
                 "DCGAN discriminator, frozen-classifier label loss + λ·L1",
-    task=ModNetTask,
+    task="modnet",  # its training hooks: ganreport.train.tasks.ModNetTask
     on_load=attach_test_source,
 ))

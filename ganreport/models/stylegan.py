@@ -53,7 +53,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
-from . import Generator, ModelSpec, check_img_shape, register
+from .base import Generator, ModelSpec, check_img_shape, register
 from .dcgan import DCGANDiscriminator, _stages
 
 NOISE_MODES = ("random", "const", "none")

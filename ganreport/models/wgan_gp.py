@@ -24,7 +24,7 @@ critic (B, C, 28, 28) -> (B, w_d, 14, 14) -> (B, 2w_d, 7, 7) -> (B,).
 from __future__ import annotations
 
 from ..errors import ConfigError
-from . import ModelSpec, register
+from .base import ModelSpec, register
 from .dcgan import DCGANDiscriminator, DCGANGenerator
 
 CRITIC_NORMS = ("layer", "none")

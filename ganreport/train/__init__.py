@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import hashlib
 import json
 import math
 import time
@@ -44,10 +43,11 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from . import distributed, io, losses
-from .data import ImageData
-from .errors import CheckpointError, ConfigError, TrainingDiverged
-from .models import MODELS, Discriminator, Generator, build
+from .. import distributed, io, losses
+from ..data import ImageData, data_hash
+from ..errors import CheckpointError, ConfigError, TrainingDiverged
+from ..models import MODELS, Discriminator, Generator, build
+from .tasks import TASKS
 
 CKPT_GLOB = "step_*.safetensors"
 AMP_DTYPES: dict[str | None, torch.dtype | None] = {None: None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -103,13 +103,6 @@ def pick_device(device: str = "auto") -> torch.device:
     return torch.device(device)
 
 
-def data_hash(data: ImageData) -> str:
-    h = hashlib.sha1()
-    h.update(f"{data.name}/{data.split}/{tuple(data.images.shape)}".encode())
-    h.update(data.images.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()[:16]
-
-
 class Trainer:
     """Train architecture ``model`` on ``data``, writing into ``out_dir``.
 
@@ -148,7 +141,7 @@ class Trainer:
         self.G_ema: Generator | None = copy.deepcopy(self.G).eval().requires_grad_(False) if self.ema_beta > 0 else None
         self.rng = torch.Generator().manual_seed(self.cfg.seed)
         # models that modify real images (ModelSpec.task, e.g. modnet): inputs and extra G loss terms
-        self.task = self.spec.task(self) if self.spec.task is not None else None
+        self.task = TASKS.get(self.spec.task)(self) if self.spec.task is not None else None
         self._g_stats: dict[str, float] = {}
         self.fixed_z = self._latents(self.cfg.n_grid, torch.Generator().manual_seed(self.cfg.seed + 10_007))
         self.step = 0
@@ -410,7 +403,7 @@ class Trainer:
     # ------------------------------------------------------------------ grids
     @torch.no_grad()
     def save_grid(self) -> Path:
-        from .viz import save_grid
+        from ..viz import save_grid
 
         g = self.generator
         was_training = g.training
@@ -656,12 +649,12 @@ def _train_model(model: str, dataset: str, profile: str, out_dir: str | Path | N
                  data_seed: int | None, progress: bool, data_kw: dict | None, amp: str | None,
                  compile: bool | None, channels_last: bool | None, model_kw: dict[str, Any],
                  callbacks: Sequence[tuple[Callback, int]] = ()) -> TrainResult:
-    from . import config, data as data_mod
+    from .. import config, data as data_mod
 
     prof = config.load_profile(profile)
     on_gpu = pick_device(prof.get("device", "auto")).type == "cuda"
     gpu = dict(prof.get("gpu") or {}) if on_gpu else {}
-    from .models import profile_kwargs
+    from ..models import profile_kwargs
 
     kw = profile_kwargs(model, prof.get("model_kwargs"))  # a variant (dcgan_weak) inherits its base's entry
     base = MODELS.get(model).base
