@@ -180,6 +180,16 @@ def test_nothing_imports_the_cli(graph):
     assert not [a for a, deps in edges.items() if "ganreport.__main__" in deps]
 
 
+#: modules still over the limit, to be split by issue #31; nothing may join this set
+PENDING_SPLIT = {"ganreport.interpret.dissect", "ganreport.train", "ganreport.report"}
+
+
+def test_no_module_over_600_lines(graph):
+    mods, _ = graph
+    long = {m: n for m, p in mods.items() if (n := len(p.read_text().splitlines())) > 600 and m not in PENDING_SPLIT}
+    assert not long, f"modules over 600 lines (split them by concept): {long}"
+
+
 def test_the_checker_sees_lazy_and_wrong_way_imports(tmp_path):
     """The parser catches an import inside a function, a relative ``from . import`` and a circle."""
     root = tmp_path / "ganreport"

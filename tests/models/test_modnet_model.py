@@ -1,30 +1,19 @@
-"""ModNet (seed 004, §2.5): the U-Net delta generator, its training hooks and the experiments."""
+"""ModNet architecture (seed 004, §2.5): the U-Net delta generator and its training hooks.
 
-import json
+The study built on it (fooling, λ trade-off, augmentation, memorisation) is tested in
+``tests/studies/test_modnet.py``."""
+
 import math
 
 import pytest
 import torch
 
-from ganreport import config, data, io, models, train
+from _toy import MODNET_CLF_KW as CLF_KW, MODNET_TINY as TINY
+from ganreport import data, io, models, train
 from ganreport.errors import ConfigError, DataError
 from ganreport.metrics import features
 from ganreport.models.modnet import ModNetGenerator, random_targets
 
-CLF_KW = {"epochs": 1, "width": 4, "prelogit_dim": 16}  # a tiny frozen classifier, cached in a temp folder
-TINY = dict(g_width=4, d_width=4, classifier_kw=CLF_KW)
-
-
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    """A temporary classifier cache and runs folder for this module (restored afterwards)."""
-    root = tmp_path_factory.mktemp("modnet")
-    old = config.CACHE_DIR, config.RUNS_DIR
-    config.CACHE_DIR, config.RUNS_DIR = root / "cache", root / "runs"
-    try:
-        yield root
-    finally:
-        config.CACHE_DIR, config.RUNS_DIR = old
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +112,7 @@ def test_sample_z_needs_a_source_or_warns():
 
 
 # ----------------------------------------------------------------------------- training
-def test_training_keeps_the_classifier_frozen_and_out_of_checkpoints(cache, mnist_small, tmp_path):
+def test_training_keeps_the_classifier_frozen_and_out_of_checkpoints(tmp_cache, mnist_small, tmp_path):
     t = train.Trainer("modnet", mnist_small, tmp_path, cfg(steps=4), **TINY)
     clf = t.task.classifier
     before = {k: v.clone() for k, v in clf.state_dict().items()}
@@ -145,7 +134,7 @@ def test_training_keeps_the_classifier_frozen_and_out_of_checkpoints(cache, mnis
     assert ext.meta["cache_key"] == meta["frozen_classifier"]["cache_key"]
 
 
-def test_resume_equals_uninterrupted(cache, mnist_small, tmp_path):
+def test_resume_equals_uninterrupted(tmp_cache, mnist_small, tmp_path):
     a = train.Trainer("modnet", mnist_small, tmp_path / "a", cfg(steps=4), **TINY)
     a.fit(progress=False)
     b = train.Trainer("modnet", mnist_small, tmp_path / "b", cfg(steps=4), **TINY)
@@ -158,7 +147,7 @@ def test_resume_equals_uninterrupted(cache, mnist_small, tmp_path):
     assert torch.equal(a.rng.get_state(), b2.rng.get_state())
 
 
-def test_load_generator_attaches_the_test_split(cache, mnist_small, tmp_path):
+def test_load_generator_attaches_the_test_split(tmp_cache, mnist_small, tmp_path):
     train.Trainer("modnet", mnist_small, tmp_path, cfg(steps=2), **TINY).fit(progress=False)
     G, meta = train.load_generator(tmp_path)
     test = data.load("mnist", "test")
@@ -168,7 +157,7 @@ def test_load_generator_attaches_the_test_split(cache, mnist_small, tmp_path):
     assert s1.shape == (20, 1, 28, 28) and s1.abs().max() <= 1
 
 
-def test_errors_for_unlabelled_or_unknown_data(cache, mnist_small, tmp_path):
+def test_errors_for_unlabelled_or_unknown_data(tmp_cache, mnist_small, tmp_path):
     unlabelled = data.ImageData("mnist", "train", mnist_small.images)
     with pytest.raises(DataError, match="needs class labels"):
         train.Trainer("modnet", unlabelled, tmp_path / "a", cfg(), **TINY)
@@ -178,87 +167,3 @@ def test_errors_for_unlabelled_or_unknown_data(cache, mnist_small, tmp_path):
     with pytest.raises(ConfigError, match="not one"):
         train.Trainer("modnet", toy, tmp_path / "c", cfg(), **TINY)
 
-
-# ----------------------------------------------------------------------------- experiments
-def test_change_stats_known_answers():
-    from ganreport.modnet import change_stats
-
-    x = torch.rand(3, 1, 28, 28) * 2 - 1
-    st = change_stats(x, x)
-    assert torch.allclose(st["l1"], torch.zeros(3)) and torch.allclose(st["ssim"], torch.ones(3))
-    y = x + 0.2 * (x < 0.8)  # +0.1 intensity ([0, 1] units) where it stays in range
-    st = change_stats(x, y)
-    m = (x < 0.8).flatten(1).float()
-    torch.testing.assert_close(st["l1"], 0.1 * m.mean(1), rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(st["l2"], 0.1 * m.sum(1).sqrt(), rtol=1e-5, atol=1e-6)
-
-
-def test_experiments_end_to_end(cache, tmp_path, monkeypatch):
-    """Every experiment of ganreport.modnet on a tiny profile: files written, tables well formed."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from ganreport import modnet
-
-    prof_dir = tmp_path / "profiles"
-    prof_dir.mkdir()
-    (prof_dir / "tiny.yaml").write_text(json.dumps({
-        "profile": "tiny", "dataset": "mnist", "seed": 0, "data_seed": 0, "batch_size": 8, "device": "cpu",
-        "steps": {"modnet": 3}, "model_kwargs": {"modnet": TINY}, "ckpt_every": 3, "log_every": 1, "grid_every": 3,
-        "modnet": {"n_per_pair": 1, "transfer_classifier": {"seed": 1, **CLF_KW}, "lambdas": [1.0, 10.0],
-                   "tradeoff_steps": 2, "tradeoff_n": 20, "aug_sizes": [10], "aug_seeds": [0, 1], "aug_steps": 2,
-                   "aug_batch": 8, "aug_max_generated": 30, "n_memorization": 20, "n_neighbours": 2},
-    }))
-    monkeypatch.setattr(config, "PROFILES_DIR", prof_dir)
-    with pytest.raises(Exception, match="train the model first"):
-        modnet.fooling("tiny")
-    train.train_model("modnet", "mnist", profile="tiny", progress=False)
-    res = modnet.fooling("tiny")
-    k = 10
-    assert res.modified.shape == (k, k, 1, 1, 28, 28) and res.l2.shape == (k, k, 1)
-    tab = modnet.fooling_table("tiny")
-    assert list(tab.index) == ["frozen", "transfer"] and 0 <= tab.loc["frozen", "fooling rate"] <= 1
-    assert (modnet.out_dir("tiny") / "fooling.npz").is_file()
-    rows = [r for r in io.read_jsonl(config.RUNS_DIR / "tiny" / "metrics.jsonl") if r["section"] == "modnet"]
-    assert {r["metric"] for r in rows} >= {"fool_rate", "fool_close_rate", "change_l1", "change_l2", "change_ssim"}
-    for fig in (modnet.plot_fooling_grid(res), modnet.plot_fooling_matrix(res)):
-        plt.close(fig)
-    df = modnet.lambda_tradeoff("tiny", progress=False)
-    assert list(df["lambda"]) == [1.0, 10.0] and df["fool_rate_frozen"].between(0, 1).all()
-    df2 = modnet.lambda_tradeoff("tiny", progress=False)  # resumed: same numbers
-    assert df2.drop(columns="seconds").equals(df.drop(columns="seconds"))
-    plt.close(modnet.plot_tradeoff(df))
-    with pytest.warns(UserWarning, match="no DCGAN baseline"):
-        aug = modnet.augmentation_experiment("tiny", progress=False)
-    assert len(aug) == 2 * 2 and set(aug["method"]) == {"real", "real + modnet"}
-    assert set(aug.loc[aug["method"] == "real + modnet", "n_generated"]) == {30}
-    table = modnet.augmentation_table("tiny")
-    assert table.shape == (1, 2) and "±" in table.iloc[0, 0]
-    plt.close(modnet.plot_augmentation(aug))
-    mem = modnet.memorization_check("tiny")
-    assert mem.summary.shape[0] == 5 and mem.indices.shape[1] == 2
-    # an untrained-looking ModNet (3 steps from the identity) keeps its sources as nearest neighbours
-    assert mem.summary.iloc[0]["value"] > 0.9
-    plt.close(modnet.plot_memorization(mem))
-
-
-def test_train_eval_classifier_is_seeded():
-    from ganreport.modnet import train_eval_classifier
-
-    g = torch.Generator().manual_seed(0)
-    x, y = torch.rand(40, 1, 28, 28, generator=g) * 2 - 1, torch.arange(40) % 10
-    a = train_eval_classifier(x, y, x, y, seed=0, steps=3, batch_size=8)
-    assert a == train_eval_classifier(x, y, x, y, seed=0, steps=3, batch_size=8) and 0 <= a <= 1
-    x32 = torch.rand(20, 3, 32, 32, generator=g) * 2 - 1
-    assert 0 <= train_eval_classifier(x32, y[:20], x32, y[:20], seed=1, steps=2, batch_size=4) <= 1
-
-
-def test_unknown_modnet_setting(tmp_path, cache, monkeypatch):
-    from ganreport import modnet
-
-    (tmp_path / "bad.yaml").write_text("profile: bad\nmodnet: {n_per_pairs: 3}\n")
-    monkeypatch.setattr(config, "PROFILES_DIR", tmp_path)
-    with pytest.raises(ConfigError, match="unknown modnet setting.*n_per_pairs"):
-        modnet.settings("bad")

@@ -1,5 +1,5 @@
-"""Research-question replication (issue #8): the metric tracker, the capacity grid, LIME across
-critics, the DDM table and the verdicts — checked on tiny models and small synthetic frames."""
+"""The critic studies of seed 001 (:mod:`ganreport.studies.critic`): the metric tracker, the capacity
+grid, LIME across critics and their verdicts — checked on tiny models and small synthetic frames."""
 
 import json
 import math
@@ -11,13 +11,15 @@ import torch
 from scipy import stats
 
 from _toy import tiny_cfg, tiny_data
-from ganreport import experiments as E
-from ganreport import results, tracking, train
+from ganreport import tracking, train
 from ganreport.errors import ConfigError
 from ganreport.metrics import compute
 from ganreport.metrics.features import ClassifierExtractor, extract
 from ganreport.models import build, count_params
 from ganreport.models.classifier import SmallCNN
+from ganreport.studies import critic as E
+from ganreport.studies.critic import capacity
+from ganreport.studies.verdict_text import _fmt
 
 SMALL = {"dcgan": dict(g_width=4, d_width=4, z_dim=8), "wgan_gp": dict(g_width=4, d_width=4, z_dim=8, n_critic=2)}
 
@@ -177,7 +179,7 @@ def test_capacity_grid_and_lime_across_critics(tmp_path, monkeypatch, extractor,
         made.append(t)
         return t
 
-    monkeypatch.setattr(E, "MetricTracker", fake_tracker)
+    monkeypatch.setattr(capacity, "MetricTracker", fake_tracker)  # the name capacity_grid looks up
     over = dict(g_widths=[4], d_ratios=[0.5, 1.0], z_dim=8, steps=2, batch_size=4, n_critic=1, n_eval=16, lr=1e-3)
     grid = E.capacity_grid("smoke", over, progress=False, root=tmp_path)
     assert list(grid["ratio_requested"]) == [0.5, 1.0]
@@ -271,7 +273,7 @@ def test_verdict_offset_numbers():
     tail = df["critic_offset"].iloc[-5:]
     assert s["k"] == 5 and s["mean"] == pytest.approx(tail.mean()) and s["sd"] == pytest.approx(tail.std(ddof=1))
     text = E.verdict_offset(df)
-    assert text.startswith("Agrees") and E._fmt(s["mean"]) in text and E._fmt(s["sd"]) in text
+    assert text.startswith("Agrees") and _fmt(s["mean"]) in text and _fmt(s["sd"]) in text
     grid = pd.DataFrame({"critic_offset": [-5.0, -3.0, -1.0], "d_params": [100, 200, 400]})
     assert "ρ with the critic's parameter count is -1.00 (smaller critics sit farther from zero)" in E.verdict_offset(df, grid)
     centred = synthetic_tracking(k=10, critic_noise=0.5, offset=0.0)
@@ -331,64 +333,6 @@ def test_lime_helpers():
     imgs[0, 0, 0, 0] = 1.0
     share, area = E.stroke_share(torch.tensor([[[3.0, 1.0], [0.0, 0.0]]]), imgs)
     assert share[0] == pytest.approx(0.75) and area[0] == pytest.approx(0.25)
-
-
-def record_quant(root):
-    rows = []
-    vals = {"a": (20.0, 5.0, 100.0), "b": (25.0, 4.0, 150.0), "c": (22.0, 6.0, 90.0),
-            "real_train": (10.0, 9.5, 2.0), "real_test": (11.0, 9.3, 5.0)}
-    for m, (ddm, is_, fid) in vals.items():
-        rows.append(results.make_row(m, "ddm", ddm, ci_low=ddm - 1, ci_high=ddm + 1, n=100, feature="clf.logits",
-                                     section="quantitative", direction="lower"))
-        rows.append(results.make_row(m, "is", is_, feature="clf.logits", section="quantitative", direction="higher"))
-        rows.append(results.make_row(m, "fid", fid, feature="clf.pre", section="quantitative", direction="lower"))
-    rows.append(results.make_row("a", "attr_deletion_auc_ratio", 1.5, section="qualitative", direction="higher"))
-    rows.append(results.make_row("b", "attr_deletion_auc_ratio", 1.1, section="qualitative", direction="higher"))
-    rows.append(results.make_row("c", "attr_deletion_auc_ratio", 1.3, section="qualitative", direction="higher"))
-    results.record("t", rows, root=root)
-
-
-def test_ddm_table_and_verdict(tmp_path):
-    record_quant(tmp_path)
-    table = E.ddm_table("t", root=tmp_path)
-    assert list(table.index) == ["real_train", "real_test", "a", "c", "b"]
-    assert table.loc["real_train", "role"].startswith("training set") and table.loc["a", "role"] == "architecture"
-    assert table.loc["b", "rank_ddm"] == 5 and table.loc["c", "rank_is"] == 3 and table.loc["c", "rank_fid"] == 3
-    assert table.loc["a", "ddm_ci_low"] == 19.0 and table.loc["a", "n"] == 100
-    modes = pd.DataFrame({"experiment": ["distinct"] * 6, "k": [10, 100, 1000] * 2, "metric": ["is"] * 3 + ["ddm"] * 3,
-                          "value": [5.0, 9.0, 9.05, 40.0, 30.0, 25.0], "ci_low": np.nan, "ci_high": np.nan,
-                          "direction": ["higher"] * 3 + ["lower"] * 3})
-    text = E.verdict_ddm(table, modes)
-    assert text.startswith("Agrees"), text
-    assert "the lowest DDM is real_train (10" in text and "a 20, c 22, b 25" in text
-    r = stats.spearmanr([20, 22, 25], [100, 90, 150]).statistic
-    assert f"Spearman ρ = {r:.2f}" in text and "from n = 100" in text and "improves by 20 %" in text
-    flat = modes.copy()
-    flat.loc[flat["metric"] == "ddm", "value"] = [40.0, 30.0, 30.0]
-    assert E.verdict_ddm(table, flat).startswith("Disagrees")
-    fig = E.plot_ddm(table, modes)
-    assert len(fig.axes) == 3
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
-    assert E.ddm_table("empty", root=tmp_path).empty
-
-
-def test_quant_vs_qual_and_exact_p(tmp_path):
-    assert E.exact_spearman_p([1, 2, 3], [1, 2, 3]) == pytest.approx(1 / 6)
-    assert E.exact_spearman_p([1, 2, 3], [3, 2, 1], "less") == pytest.approx(1 / 6)
-    x, y = [1, 2, 3, 4, 5], [2, 1, 4, 3, 5]
-    rho = stats.spearmanr(x, y).statistic
-    import itertools
-
-    perms = [stats.spearmanr(x, [y[i] for i in p]).statistic for p in itertools.permutations(range(5))]
-    assert E.exact_spearman_p(x, y) == pytest.approx(np.mean(np.asarray(perms) >= rho - 1e-12))
-    record_quant(tmp_path)
-    res = E.quant_vs_qual("t", models=["a", "b", "c"], root=tmp_path)
-    assert res["n"] == 3 and res["grid"] is None
-    text = E.verdict_quant_qual(res)
-    assert text.startswith("Inconclusive") and f"ρ = {res['rho']:.2f}" in text and "p = 0.17" in text
-    assert E.verdict_quant_qual({"n": 0, "rho": float("nan")}).startswith("Inconclusive")
 
 
 def test_plot_tracking_shares_x_axis():

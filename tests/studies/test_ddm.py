@@ -1,5 +1,6 @@
-"""The DDM study (ModNet thesis ch. 3): likelihood baselines against known answers, hypercolumns,
-the weakened / small DCGAN variants, the analysis helpers and the end-to-end smoke run."""
+"""The DDM study (ModNet thesis ch. 3, :mod:`ganreport.studies.ddm`): likelihood baselines against
+known answers, hypercolumns, the weakened / small DCGAN variants, the analysis helpers, Table 3.1
+read from recorded rows, and the end-to-end smoke run."""
 
 import math
 
@@ -7,15 +8,17 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from scipy import stats
 from torch import nn
 
-from _toy import tiny_cfg, tiny_data
-from ganreport import config, ddm_study, models, train
+from _toy import record_quant, tiny_cfg, tiny_data
+from ganreport import config, models, train
 from ganreport.errors import ConfigError, DataError
 from ganreport.metrics import likelihood as L
 from ganreport.metrics.base import torch_threads
 from ganreport.metrics.features import ClassifierExtractor, hypercolumns
 from ganreport.models.classifier import LeNetCNN, SmallCNN
+from ganreport.studies import ddm
 
 
 # ----------------------------------------------------------------------------- Parzen windows
@@ -244,25 +247,25 @@ def _over_training_frame(order=("dcgan", "dcgan_small", "dcgan_weak")):
 
 def test_ranking_verdicts():
     df = _over_training_frame()
-    assert ddm_study.final_values(df) == {"dcgan": 0.5, "dcgan_small": 1.0, "dcgan_weak": 1.5}
-    v = ddm_study.verdict_ranking(df)
+    assert ddm.final_values(df) == {"dcgan": 0.5, "dcgan_small": 1.0, "dcgan_weak": 1.5}
+    v = ddm.verdict_ranking(df)
     assert "Agrees with the thesis (DCGAN best" in v and "still falling" in v  # 1.0 -> 0.5 between evaluations
-    assert "baseline 0.1" in ddm_study.verdict_ranking(df)
+    assert "baseline 0.1" in ddm.verdict_ranking(df)
     rev = _over_training_frame(("dcgan_weak", "dcgan_small", "dcgan"))
-    assert "Disagrees" in ddm_study.verdict_ranking(rev)
-    lik = ddm_study.verdict_likelihoods(df)  # Parzen here prefers the weakened model, as in the thesis
+    assert "Disagrees" in ddm.verdict_ranking(rev)
+    lik = ddm.verdict_likelihoods(df)  # Parzen here prefers the weakened model, as in the thesis
     assert "preferring the weakened DCGAN" in lik and "Parzen: agrees with the thesis" in lik
     assert "AIS: inconclusive" in lik
-    assert ddm_study.tracking_tau(df, "parzen_ll", "pixels") < -0.5  # Parzen improves where DDM worsens
+    assert ddm.tracking_tau(df, "parzen_ll", "pixels") < -0.5  # Parzen improves where DDM worsens
 
 
 def test_embedding_agreement_kendall():
-    tab = ddm_study.embedding_agreement(_over_training_frame(), ["logits", "prelogits"])
+    tab = ddm.embedding_agreement(_over_training_frame(), ["logits", "prelogits"])
     assert len(tab) == 1
     r = tab.iloc[0]
     assert r.tau_points == pytest.approx(1.0) and r.tau_final == pytest.approx(1.0) and r.same_order
     assert r.n_points == 6
-    assert "Agrees" in ddm_study.verdict_agreement(tab)
+    assert "Agrees" in ddm.verdict_agreement(tab)
 
 
 def test_saturation_and_modes_verdict():
@@ -274,61 +277,61 @@ def test_saturation_and_modes_verdict():
             rows.append(dict(n=n, repeat=r, set_size=1000, replication=1000 / n, metric="ddm",
                              value=10 - math.log10(n) + 0.001 * r))
     df = pd.DataFrame(rows)
-    assert ddm_study.saturation(df) == {"ddm": 1000, "is": 100}
-    s = ddm_study.modes_summary(df)
+    assert ddm.saturation(df) == {"ddm": 1000, "is": 100}
+    s = ddm.modes_summary(df)
     assert set(s.columns) >= {"metric", "n", "mean", "std"}
-    assert "Agrees with the thesis: IS saturates at n = 100" in ddm_study.verdict_missing_modes(df)
+    assert "Agrees with the thesis: IS saturates at n = 100" in ddm.verdict_missing_modes(df)
 
 
 def test_corruptions_and_slopes():
     x = torch.rand(4, 1, 28, 28) * 2 - 1
     for kind in ("gaussian", "uniform"):
-        y = ddm_study.corrupt(x, kind, 0.05, seed=0)
-        assert torch.equal(y, ddm_study.corrupt(x, kind, 0.05, seed=0)) and y.abs().max() <= 1
+        y = ddm.corrupt(x, kind, 0.05, seed=0)
+        assert torch.equal(y, ddm.corrupt(x, kind, 0.05, seed=0)) and y.abs().max() <= 1
         # the added noise has standard deviation σ in [0, 1] units (2σ in [-1, 1] units) before clipping
-        z = ddm_study.corrupt(torch.zeros(200, 1, 28, 28), kind, 0.05, seed=1)
+        z = ddm.corrupt(torch.zeros(200, 1, 28, 28), kind, 0.05, seed=1)
         assert float((z / 2).std()) == pytest.approx(0.05, rel=0.05)
-    assert torch.equal(ddm_study.corrupt(x, "blur", 0.0), x)
+    assert torch.equal(ddm.corrupt(x, "blur", 0.0), x)
     with pytest.raises(ConfigError):
-        ddm_study.corrupt(x, "jpeg", 1.0)
+        ddm.corrupt(x, "jpeg", 1.0)
     with pytest.raises(ConfigError):
-        ddm_study.corrupt(x, "blur", -1.0)
+        ddm.corrupt(x, "blur", -1.0)
     df = pd.DataFrame(dict(corruption=["blur"] * 3, sigma=[0.0, 1.0, 2.0], ddm=[1.0, 1.0 + math.log(2), 1 + 2 * math.log(2)]))
-    sl = ddm_study.corruption_slopes(df).iloc[0]
+    sl = ddm.corruption_slopes(df).iloc[0]
     assert sl.bits_per_sigma == pytest.approx(1.0) and sl.monotone
 
 
 def test_settings_validation():
-    s = ddm_study.resolve_settings({"steps": 20, "every": 10, "ais": {"sigmas": [0.1]}})
-    assert s["steps"] == 20 and s["ais"]["sigmas"] == [0.1] and s["ais"]["n_chains"] == ddm_study.STUDY_DEFAULTS["ais"]["n_chains"]
+    s = ddm.resolve_settings({"steps": 20, "every": 10, "ais": {"sigmas": [0.1]}})
+    assert s["steps"] == 20 and s["ais"]["sigmas"] == [0.1] and s["ais"]["n_chains"] == ddm.STUDY_DEFAULTS["ais"]["n_chains"]
     with pytest.raises(ConfigError, match="unknown ddm_study setting"):
-        ddm_study.resolve_settings({"stepz": 3})
+        ddm.resolve_settings({"stepz": 3})
     with pytest.raises(ConfigError, match="unknown ddm_study.ais"):
-        ddm_study.resolve_settings({"ais": {"sigma": 0.1}})
+        ddm.resolve_settings({"ais": {"sigma": 0.1}})
     with pytest.raises(ConfigError, match="sigmas must all be > 0"):
-        ddm_study.resolve_settings({"ais": {"sigmas": [0.1, 0.0]}})
+        ddm.resolve_settings({"ais": {"sigmas": [0.1, 0.0]}})
     with pytest.raises(ConfigError, match="exceeds steps"):
-        ddm_study.resolve_settings({"steps": 5, "every": 10})
+        ddm.resolve_settings({"steps": 5, "every": 10})
     blocks = [config.load_profile(p)["ddm_study"] for p in config.PROFILES]
     for b in blocks:
-        ddm_study.resolve_settings(b)
+        ddm.resolve_settings(b)
         assert b.keys() == blocks[0].keys()
         assert {k: set(v) for k, v in b.items() if isinstance(v, dict) and k != "model_kwargs"} == \
             {k: set(v) for k, v in blocks[0].items() if isinstance(v, dict) and k != "model_kwargs"}
         assert b["classifiers"] and all(set(c) == set(blocks[0]["classifiers"][0]) for c in b["classifiers"])
-        assert all(set(c) <= set(ddm_study.CLASSIFIER_TRAIN_DEFAULTS) for c in b["classifiers"])
+        assert all(set(c) <= set(ddm.CLASSIFIER_TRAIN_DEFAULTS) for c in b["classifiers"])
 
 
 # ----------------------------------------------------------------------------- end to end (smoke profile)
 def test_run_ddm_study_smoke(tmp_path, monkeypatch):
     monkeypatch.setattr(config, "RUNS_DIR", tmp_path / "runs")
-    res = ddm_study.run_ddm_study("smoke", progress=False)
+    res = ddm.run_ddm_study("smoke", progress=False)
     out = tmp_path / "runs" / "smoke" / "ddm_study"
     for f in ("classifiers.json", "over_training.json", "ais.json", "agreement.json", "missing_modes.json",
               "corruptions.json", "summary.json"):
         assert (out / f).is_file(), f
     ot = res["over_training"]
-    st = ddm_study.settings("smoke")
+    st = ddm.settings("smoke")
     steps = set(range(st["every"], st["steps"] + 1, st["every"]))
     for m in st["models"]:
         assert set(ot.loc[ot["model"] == m, "step"]) == steps
@@ -339,15 +342,41 @@ def test_run_ddm_study_smoke(tmp_path, monkeypatch):
     assert set(res["verdicts"]) == {"ranking", "likelihoods", "embeddings", "networks", "missing_modes", "corruptions"}
     for v in res["verdicts"].values():
         assert isinstance(v, str) and any(w in v for w in ("Agrees", "agrees", "Disagrees", "Inconclusive"))
-    for fig in (ddm_study.plot_over_training(ot), ddm_study.plot_likelihoods(ot, res["ais"]),
-                ddm_study.plot_embeddings(ot), ddm_study.plot_networks(ot, list(res["classifiers"]["name"])),
-                ddm_study.plot_missing_modes(res["missing_modes"]), ddm_study.plot_corruptions(res["corruptions"])):
+    for fig in (ddm.plot_over_training(ot), ddm.plot_likelihoods(ot, res["ais"]),
+                ddm.plot_embeddings(ot), ddm.plot_networks(ot, list(res["classifiers"]["name"])),
+                ddm.plot_missing_modes(res["missing_modes"]), ddm.plot_corruptions(res["corruptions"])):
         assert all(ax.get_xlabel() and ax.get_ylabel() for ax in fig.axes)
         import matplotlib.pyplot as plt
 
         plt.close(fig)
-    again = ddm_study.run_ddm_study("smoke", progress=False)  # everything is on disk now
+    again = ddm.run_ddm_study("smoke", progress=False)  # everything is on disk now
     assert again["seconds"]["over_training"] < res["seconds"]["over_training"]
     pd.testing.assert_frame_equal(again["missing_modes"], res["missing_modes"])
-    loaded = ddm_study.load_ddm_study("smoke")
+    loaded = ddm.load_ddm_study("smoke")
     assert loaded["verdicts"] == again["verdicts"]
+
+
+def test_ddm_table_and_verdict(tmp_path):
+    record_quant(tmp_path)
+    table = ddm.ddm_table("t", root=tmp_path)
+    assert list(table.index) == ["real_train", "real_test", "a", "c", "b"]
+    assert table.loc["real_train", "role"].startswith("training set") and table.loc["a", "role"] == "architecture"
+    assert table.loc["b", "rank_ddm"] == 5 and table.loc["c", "rank_is"] == 3 and table.loc["c", "rank_fid"] == 3
+    assert table.loc["a", "ddm_ci_low"] == 19.0 and table.loc["a", "n"] == 100
+    modes = pd.DataFrame({"experiment": ["distinct"] * 6, "k": [10, 100, 1000] * 2, "metric": ["is"] * 3 + ["ddm"] * 3,
+                          "value": [5.0, 9.0, 9.05, 40.0, 30.0, 25.0], "ci_low": np.nan, "ci_high": np.nan,
+                          "direction": ["higher"] * 3 + ["lower"] * 3})
+    text = ddm.verdict_ddm(table, modes)
+    assert text.startswith("Agrees"), text
+    assert "the lowest DDM is real_train (10" in text and "a 20, c 22, b 25" in text
+    r = stats.spearmanr([20, 22, 25], [100, 90, 150]).statistic
+    assert f"Spearman ρ = {r:.2f}" in text and "from n = 100" in text and "improves by 20 %" in text
+    flat = modes.copy()
+    flat.loc[flat["metric"] == "ddm", "value"] = [40.0, 30.0, 30.0]
+    assert ddm.verdict_ddm(table, flat).startswith("Disagrees")
+    fig = ddm.plot_ddm(table, modes)
+    assert len(fig.axes) == 3
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    assert ddm.ddm_table("empty", root=tmp_path).empty

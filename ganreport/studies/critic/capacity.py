@@ -1,0 +1,389 @@
+"""Asymmetric capacity (Liaudanskas 2018, seed 001): a grid of generator width × critic size, the
+critic's size set as a ratio of its parameter count to the generator's, trained for the same number
+of steps; final FID/KID per cell against the training FLOPs. Published: "the most computationally
+efficient way to get quality samples is to have the critic at at least about half of generator's
+capacity ... There is no advantage in having the critic more powerful than the generator."
+
+Parameter counting (:func:`generator_params`, :func:`critic_params`), the critic width for a
+ratio (:func:`critic_width_for_ratio`), the grid plan (:func:`grid_plan`), the FLOPs of one training
+step (:func:`train_step_flops`), the grid itself (:func:`capacity_grid`, cached under
+``runs/<profile>/experiments/``), its plot, its efficiency summary and the verdict.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from ... import config, io
+from ... import data as data_mod
+from ...errors import ConfigError
+from ...metrics.base import torch_threads
+from ...models import MODELS, count_params, resolve_kwargs
+from ...models.flops import model_costs
+from ...train import Trainer, TrainConfig, pick_device
+from ...tracking import DIRECTIONS, UNITS, MetricTracker, read_tracking, tracking_every
+from ..verdict_text import AGREE, DISAGREE, INCONCLUSIVE, _fmt
+from .common import _cached, _key, _write_frame, experiments_dir, settings
+
+#: FID within this relative distance of a generator's best cell counts as "as good".
+FID_TOL = 0.10
+#: Critic/generator parameter ratios that count as "about half".
+HALF_BAND = (0.35, 0.75)
+
+
+def _spec_parts(model: str, **kw: Any):
+    """The model's registry entry and its settings (defaults updated with ``kw``)."""
+    return MODELS.get(model), resolve_kwargs(model, **kw)
+
+
+def _count_on_meta(build, img_shape: tuple[int, int, int], kw: dict[str, Any]) -> int:
+    """Parameter count of ``build(img_shape, **kw)`` built on the meta device (no memory, no init)."""
+    with torch.device("meta"):
+        return count_params(build(tuple(img_shape), **kw))
+
+
+def generator_params(model: str, img_shape: tuple[int, int, int], **kw: Any) -> int:
+    """Parameter count of ``model``'s generator with settings ``kw``."""
+    spec, p = _spec_parts(model, **kw)
+    return _count_on_meta(spec.build_g, img_shape, {k: p[k] for k in spec.g_keys if k in p})
+
+
+def critic_params(model: str, img_shape: tuple[int, int, int], d_width: int, **kw: Any) -> int:
+    """Parameter count of ``model``'s discriminator/critic of width ``d_width``."""
+    spec, p = _spec_parts(model, d_width=int(d_width), **kw)
+    return _count_on_meta(spec.build_d, img_shape, {k: p[k] for k in spec.d_keys if k in p})
+
+
+def critic_width_for_ratio(model: str, img_shape: tuple[int, int, int], g_params: int, ratio: float,
+                           max_width: int = 4096, **kw: Any) -> tuple[int, int]:
+    """The critic width whose parameter count is closest (in log ratio) to ``ratio · g_params``.
+
+    Parameters grow monotonically with the width, so a doubling search and a bisection find the
+    crossing and the two widths around it are compared. Returns ``(d_width, d_params)``.
+    """
+    if ratio <= 0 or g_params <= 0:
+        raise ConfigError(f"critic/generator ratio and generator size must be > 0, got {ratio}, {g_params}")
+    target = ratio * g_params
+    lo, hi = 1, 2
+    while critic_params(model, img_shape, hi, **kw) < target:
+        lo, hi = hi, hi * 2
+        if hi > max_width:
+            raise ConfigError(f"no critic width up to {max_width} reaches {ratio}× the generator's {g_params} parameters")
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if critic_params(model, img_shape, mid, **kw) < target:
+            lo = mid
+        else:
+            hi = mid
+    cands = [(w, critic_params(model, img_shape, w, **kw)) for w in (lo, hi)]
+    return min(cands, key=lambda c: abs(math.log(c[1] / target)))
+
+
+def grid_plan(g_widths: Sequence[int], d_ratios: Sequence[float], img_shape: tuple[int, int, int] = (1, 28, 28),
+              model: str = "wgan_gp", z_dim: int = 32, **kw: Any) -> pd.DataFrame:
+    """The cells of the capacity grid: for each generator width and requested critic/generator
+    parameter ratio, the critic width that comes closest, and the parameter counts and ratio achieved."""
+    rows = []
+    for gw in g_widths:
+        gp = generator_params(model, img_shape, g_width=int(gw), z_dim=int(z_dim), **kw)
+        for r in d_ratios:
+            dw, dp = critic_width_for_ratio(model, img_shape, gp, float(r), z_dim=int(z_dim), **kw)
+            rows.append(dict(cell=f"g{gw}_d{dw}", g_width=int(gw), d_width=int(dw), ratio_requested=float(r),
+                             g_params=gp, d_params=dp, ratio=dp / gp))
+    return pd.DataFrame(rows)
+
+
+class _FlopCounter:
+    """Counts matrix-product FLOPs (``torch.utils.flop_counter.flop_registry``: convolutions, their
+    backward, linear, matmul) of every aten op run inside it, including double backward.
+
+    ``FlopCounterMode`` itself cannot be used here: its module tracker rejects the
+    ``autograd.grad(create_graph=True)`` of the gradient penalty.
+    """
+
+    def __init__(self) -> None:
+        from torch.utils._python_dispatch import TorchDispatchMode
+        from torch.utils.flop_counter import flop_registry
+
+        outer = self
+
+        class Mode(TorchDispatchMode):
+            def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+                kwargs = kwargs or {}
+                out = func(*args, **kwargs)
+                f = flop_registry.get(func._overloadpacket)
+                if f is not None:
+                    outer.total += int(f(*args, **kwargs, out_val=out))
+                return out
+
+        self.total = 0
+        self._mode = Mode()
+
+    def __enter__(self) -> "_FlopCounter":
+        self._mode.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._mode.__exit__(*exc)
+
+
+def train_step_flops(model: str, data: Any, batch_size: int, probe_batch: int | None = 2, **model_kw: Any) -> dict[str, float]:
+    """FLOPs of one training step (``n_critic`` critic updates + one generator update), counted.
+
+    A throw-away :class:`~ganreport.train.Trainer` on the CPU (nothing written, fresh weights — FLOPs
+    do not depend on them) runs one step under a FLOP counter: forward, backward and, for WGAN-GP, the
+    gradient penalty's double backward, at ``2 · MACs`` per multiply-accumulate. Every counted op is
+    linear in the batch, so the step is run with ``probe_batch`` samples and scaled to ``batch_size``
+    (None: run the full batch). Returns ``critic`` (the ``n_critic`` critic updates, which also
+    sample G), ``generator`` (the G update) and ``total`` per step, plus ``critic_share = critic / total``.
+    """
+    run = int(batch_size) if probe_batch is None else min(int(batch_size), int(probe_batch))
+    cfg = TrainConfig(steps=1, batch_size=run, n_grid=1, device="cpu")
+    t = Trainer(model, data, Path("/nonexistent-flops-probe"), cfg, resume=False, **model_kw)
+    n_critic = int(t.params.get("n_critic", 1))
+    with _FlopCounter() as c:
+        for _ in range(n_critic):
+            t._d_step()
+    crit = c.total * batch_size / run
+    with _FlopCounter() as c:
+        t._g_step()
+    gen = c.total * batch_size / run
+    return {"critic": float(crit), "generator": float(gen), "total": float(crit + gen),
+            "critic_share": crit / (crit + gen) if crit + gen else float("nan")}
+
+
+def capacity_grid(profile: str, overrides: dict[str, Any] | None = None, progress: bool = True, force: bool = False,
+                  root: Path | None = None) -> pd.DataFrame:
+    """Train the generator-width × critic-size grid (same step budget per cell) and score each cell.
+
+    Settings: the profile's ``experiments.grid`` (``overrides`` replace keys): ``model``,
+    ``g_widths``, ``d_ratios`` (critic parameters / generator parameters), ``z_dim``, ``steps``,
+    ``batch_size``, ``n_critic``, ``lr`` (Adam learning rate of G and critic; null = the model's default,
+    1e-4 for WGAN-GP), ``n_eval`` (generated images scored per cell), ``track_points``
+    (> 0: a :class:`MetricTracker` inside each cell's training, for FID-vs-FLOPs curves), ``seed``,
+    ``cpu_threads`` (torch threads while training on the CPU: 1 is several times faster than 2 for
+    these tiny models on a busy 2-core machine; null = torch's default).
+    Each cell trains (seeded, resumable) in ``runs/<profile>/experiments/grid/<cell>/``; the final
+    generator is scored with the profile's feature extractor against the real test split (FID, KID,
+    IS, DDM, critic statistics, proxies — :meth:`MetricTracker.evaluate`), and the training FLOPs are
+    counted (:func:`train_step_flops` × steps). One row per cell, also written to
+    ``experiments/capacity_grid.csv`` and reused while the settings match (``force`` recomputes).
+    An empty frame when ``experiments.grid.enabled`` is false.
+    """
+    prof = config.load_profile(profile)
+    s = settings(profile, {"grid": overrides or {}})["grid"]
+    if not s["enabled"]:
+        return pd.DataFrame()
+    dataset, data_seed = prof.get("dataset", "mnist"), int(prof.get("data_seed", 0))
+    quant = dict(prof.get("quantitative") or {})
+    key = _key({"grid": s, "dataset": dataset, "data_seed": data_seed, "quantitative": quant, "version": 2})
+    out_dir = experiments_dir(profile, root)
+    path = out_dir / "capacity_grid.csv"
+    if not force and _cached(path, key):
+        return pd.read_csv(path)
+    train_data = data_mod.load(dataset, "train", seed=data_seed)
+    shape = tuple(train_data.shape)
+    model = s["model"]
+    common = dict(z_dim=int(s["z_dim"]), n_critic=int(s["n_critic"]))
+    plan = grid_plan(s["g_widths"], s["d_ratios"], shape, model, **common)
+    device = pick_device(prof.get("device", "auto"))
+    tracker = MetricTracker(profile, n=int(s["n_eval"]), ref_n=0, seed=int(s["seed"]), fid_boot=20,
+                            extractor_device=str(device) if device.type == "cuda" else None)
+    threads = s["cpu_threads"] if device.type == "cpu" else None
+    rows = []
+    bar = tqdm(list(plan.itertuples(index=False)), desc="capacity grid", disable=not progress, ncols=100, mininterval=2.0)
+    with torch_threads(threads):
+        for cell in bar:
+            rows.append(_grid_cell(profile, s, cell, out_dir, train_data, tracker, device, quant, dataset, force, bar))
+    df = pd.DataFrame(rows)
+    _write_frame(path, df, key, {"settings": s, "dataset": dataset})
+    return df
+
+
+def _grid_cell(profile: str, s: dict[str, Any], cell: Any, out_dir: Path, train_data: Any, tracker: MetricTracker,
+               device: torch.device, quant: dict[str, Any], dataset: str, force: bool, bar: Any) -> dict[str, Any]:
+    """Train (or resume) one grid cell, score it, count its FLOPs; cached in ``<cell>/cell.json``."""
+    model, shape = s["model"], tuple(train_data.shape)
+    steps, bs = int(s["steps"]), int(s["batch_size"])
+    common = dict(z_dim=int(s["z_dim"]), n_critic=int(s["n_critic"]))
+    lr = {} if s["lr"] is None else {"lr_g": float(s["lr"]), "lr_d": float(s["lr"])}
+    kw = dict(g_width=cell.g_width, d_width=cell.d_width, **common, **lr)
+    tkey = _key({"model": model, "kw": kw, "steps": steps, "bs": bs, "seed": s["seed"], "dataset": dataset})
+    cell_dir = out_dir / "grid" / f"{cell.cell}_{tkey[:8]}"  # one folder per training setting: never a stale checkpoint
+    summary = cell_dir / "cell.json"
+    ckey = _key({"train": tkey, "n_eval": s["n_eval"], "quantitative": quant, "track_points": s["track_points"],
+                 "version": 2})
+    if not force and summary.is_file() and json.loads(summary.read_text()).get("key") == ckey:
+        return json.loads(summary.read_text())["row"]
+    if force and cell_dir.exists():
+        import shutil
+
+        shutil.rmtree(cell_dir)
+    cfg = TrainConfig(steps=steps, batch_size=bs, ckpt_every=steps, log_every=max(1, steps // 20),
+                      grid_every=steps, keep_last=1, n_grid=16, seed=int(s["seed"]), device=str(device))
+    trainer = Trainer(model, train_data, cell_dir, cfg, resume=True, **kw)
+    if s["track_points"]:
+        trainer.add_callback(MetricTracker(profile, n=int(s["n_eval"]), ref_n=0, seed=int(s["seed"]),
+                                           metrics=("fid", "kid", "critic")),
+                             tracking_every(steps, int(s["track_points"])))
+    t0 = time.perf_counter()
+    res = trainer.fit(progress=False)
+    train_s = res.seconds
+    ev = tracker.evaluate(trainer.generator, trainer.D, device=trainer.device)
+    eval_s = time.perf_counter() - t0 - train_s
+    fl = train_step_flops(model, train_data, bs, **kw)
+    costs = {r["net"]: r for r in model_costs(model, shape, **kw)}
+    row = dict(cell._asdict())
+    row.update(steps=steps, batch_size=bs, n_critic=int(s["n_critic"]), z_dim=int(s["z_dim"]), lr=s["lr"],
+               g_mflops_per_sample=costs["G"]["mflops_per_sample"], d_mflops_per_sample=costs["D"]["mflops_per_sample"],
+               flops_per_step=fl["total"], critic_flop_share=fl["critic_share"], total_flops=fl["total"] * steps,
+               train_s=round(train_s, 3), resumed_from=res.resumed_from, eval_s=round(eval_s, 3),
+               model_dir=str(cell_dir), **{k: v for k, v in ev.items() if k != "tracker_s"})
+    io.write_json(summary, {"key": ckey, "row": row})
+    bar.set_postfix(cell=cell.cell, fid=f"{ev.get('fid', float('nan')):.1f}", refresh=False)
+    return row
+
+
+def grid_tracking(grid: pd.DataFrame) -> pd.DataFrame:
+    """The tracked curves of every grid cell (when ``track_points`` > 0), with cumulative FLOPs:
+    columns ``cell, step, flops, fid, ...``."""
+    parts = []
+    for r in grid.itertuples(index=False):
+        t = read_tracking(r.model_dir)
+        if len(t):
+            parts.append(t.assign(cell=r.cell, ratio=r.ratio, g_width=r.g_width, flops=t["step"] * r.flops_per_step))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+def plot_capacity_grid(grid: pd.DataFrame, metric: str = "fid"):
+    """Left: final ``metric`` per cell as a heatmap (generator width × critic/generator parameter
+    ratio). Right: final ``metric`` against total training FLOPs, one line per generator width,
+    marker labels = achieved ratio; curves over training when the cells were tracked."""
+    import matplotlib.pyplot as plt
+
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 3.8), gridspec_kw={"width_ratios": [1, 1.3]})
+    if grid.empty or metric not in grid.columns:
+        for a in (a1, a2):
+            a.text(0.5, 0.5, "capacity grid not run", ha="center", va="center")
+            a.set_axis_off()
+        return fig
+    piv = grid.pivot_table(index="g_width", columns="ratio_requested", values=metric)
+    im = a1.imshow(piv.to_numpy(float), cmap="viridis_r" if DIRECTIONS.get(metric) == "lower" else "viridis", aspect="auto")
+    a1.set_xticks(range(piv.shape[1]), [f"{c:g}" for c in piv.columns])
+    a1.set_yticks(range(piv.shape[0]), [str(i) for i in piv.index])
+    for i in range(piv.shape[0]):
+        for j in range(piv.shape[1]):
+            v = piv.iat[i, j]
+            if np.isfinite(v):
+                a1.text(j, i, _fmt(v), ha="center", va="center", fontsize=8, color="white")
+    a1.set_xlabel("critic / generator parameters (requested ratio)", fontsize=8)
+    a1.set_ylabel("generator width (channels)", fontsize=8)
+    fig.colorbar(im, ax=a1, label=f"final {metric.upper()} ({UNITS.get(metric, '')})")
+    a1.set_title(f"final {metric.upper()} per cell ({int(grid['steps'].iloc[0])} steps each)", fontsize=9)
+    tr = grid_tracking(grid) if "model_dir" in grid.columns else pd.DataFrame()
+    for k, (gw, g) in enumerate(grid.sort_values("total_flops").groupby("g_width")):
+        col = f"C{k}"
+        a2.plot(g["total_flops"], g[metric], marker="o", color=col, label=f"G width {gw}")
+        for r in g.itertuples(index=False):
+            a2.annotate(f"{r.ratio:.2g}", (r.total_flops, getattr(r, metric)), fontsize=7, xytext=(3, 3),
+                        textcoords="offset points")
+        if not tr.empty and metric in tr.columns:
+            for _, c in tr[tr["g_width"] == gw].groupby("cell"):
+                a2.plot(c["flops"], c[metric], color=col, alpha=0.35, lw=0.8)
+    a2.set_xscale("log")
+    a2.set_xlabel("total training FLOPs (log scale)", fontsize=8)
+    a2.set_ylabel(f"{metric.upper()} ({UNITS.get(metric, '')})", fontsize=8)
+    a2.set_title(f"{metric.upper()} against compute (labels: critic/generator parameter ratio)", fontsize=9)
+    a2.grid(alpha=0.3, which="both")
+    a2.legend(fontsize=7, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def capacity_efficiency(grid: pd.DataFrame, metric: str = "fid", tol: float = FID_TOL) -> pd.DataFrame:
+    """Per generator width: the best cell, the cheapest cell "as good as the best" (the most
+    compute-efficient critic), and the change from the ≈½-size critic to the largest one.
+
+    A cell is as good as the best when its ``metric`` is within ``tol`` (relative) of the best value
+    or, when the grid has 95 % intervals (``<metric>_ci_low/high``), when its interval overlaps the
+    best cell's. Columns: ``g_width, best_ratio, best, efficient_ratio, efficient, efficient_flops,
+    half_ratio, half, strong_ratio, strong, strong_gain, strong_significant, n_as_good, n_cells``
+    (``strong_gain = (half − strong) / half``: > 0 means the stronger critic improved the metric;
+    ``strong_significant``: the two intervals do not overlap, or True when there are no intervals;
+    ``n_as_good`` of the ``n_cells`` cells are as good as the best).
+    """
+    lo_c, hi_c = f"{metric}_ci_low", f"{metric}_ci_high"
+    has_ci = lo_c in grid.columns and hi_c in grid.columns and grid[[lo_c, hi_c]].notna().all().all()
+    rows = []
+    for gw, g in grid.groupby("g_width"):
+        g = g.dropna(subset=[metric])
+        if g.empty:
+            continue
+        best = g.loc[g[metric].idxmin()]
+        ok = g[metric] <= best[metric] * (1 + tol)
+        if has_ci:
+            ok |= g[lo_c] <= best[hi_c]
+        eff = g[ok].loc[g[ok]["total_flops"].idxmin()]
+        half = g.loc[(np.log(g["ratio"] / 0.5)).abs().idxmin()]
+        strong = g.loc[g["ratio"].idxmax()]
+        sig = bool(strong[hi_c] < half[lo_c] or half[hi_c] < strong[lo_c]) if has_ci else True
+        rows.append(dict(g_width=int(gw), best_ratio=float(best["ratio"]), best=float(best[metric]),
+                         efficient_ratio=float(eff["ratio"]), efficient=float(eff[metric]),
+                         efficient_flops=float(eff["total_flops"]), half_ratio=float(half["ratio"]), half=float(half[metric]),
+                         strong_ratio=float(strong["ratio"]), strong=float(strong[metric]),
+                         strong_gain=(float(half[metric]) - float(strong[metric])) / float(half[metric]),
+                         strong_significant=sig, n_as_good=int(ok.sum()), n_cells=len(g)))
+    return pd.DataFrame(rows)
+
+
+def verdict_capacity(grid: pd.DataFrame, metric: str = "fid", tol: float = FID_TOL) -> str:
+    """Is a critic of about half the generator's parameters the most compute-efficient, and does a
+    stronger critic bring no advantage (seed 001)?"""
+    finding = ("(Liaudanskas 2018: a critic of at least about half the generator's capacity is the most "
+               "compute-efficient, a stronger one brings no advantage)")
+    if grid.empty or metric not in grid.columns:
+        return f"{INCONCLUSIVE} {finding}: the capacity grid has not been run."
+    eff = capacity_efficiency(grid, metric, tol)
+    covers = grid["ratio"].min() < HALF_BAND[0] or grid["ratio"].max() > HALF_BAND[1]
+    has_half = ((grid["ratio"] >= HALF_BAND[0]) & (grid["ratio"] <= HALF_BAND[1])).any()
+    steps = f"after {int(grid['steps'].iloc[0])} steps" if "steps" in grid.columns else "at the end of training"
+    ci = " or overlapping its 95 % interval" if f"{metric}_ci_low" in grid.columns else ""
+    per = (f"{steps} (as good = within {tol:.0%} of the best {metric.upper()}{ci}): " + "; ".join(
+        f"G width {r.g_width}: the cheapest critic as good as the best has {_fmt(r.efficient_ratio, 2)}× "
+        f"the generator's parameters ({metric.upper()} {_fmt(r.efficient)} at {_fmt(r.efficient_flops)} FLOPs), the "
+        f"{_fmt(r.strong_ratio, 2)}× critic changes {metric.upper()} by {-r.strong_gain:+.0%} against the {_fmt(r.half_ratio, 2)}× one"
+        for r in eff.itertuples(index=False)))
+    if not has_half or not covers or len(eff) == 0:
+        return f"{INCONCLUSIVE} {finding}: the grid lacks a ≈½-size critic or a smaller/larger one to compare; {per}."
+    in_half = [(HALF_BAND[0] <= r.efficient_ratio <= HALF_BAND[1]) for r in eff.itertuples(index=False)]
+    below = [r.efficient_ratio < HALF_BAND[0] for r in eff.itertuples(index=False)]
+    strong_helps = [r.strong_gain > tol and r.strong_significant and r.strong_ratio > HALF_BAND[1]
+                    for r in eff.itertuples(index=False)]
+    flat = [r.n_as_good == r.n_cells for r in eff.itertuples(index=False)]
+    k = len(eff)
+    if sum(flat) > k / 2:
+        return (f"{INCONCLUSIVE} {finding}: every critic size is as good as the best for {sum(flat)} of {k} generator "
+                f"widths, so capacity makes no measurable difference at this budget; {per}.")
+    if sum(in_half) > k / 2 and not any(strong_helps):
+        return f"{AGREE} {finding}: {per}."
+    if sum(strong_helps) > k / 2:
+        return (f"{DISAGREE} {finding}: a critic larger than half the generator improves {metric.upper()} by more than "
+                f"{tol:.0%}; {per}.")
+    if sum(below) > k / 2:
+        return f"{DISAGREE} {finding}: critics below half the generator's size reach the best {metric.upper()} at lower cost; {per}."
+    return f"{INCONCLUSIVE} {finding}: the generator widths disagree; {per}."
+
+
+__all__ = ["generator_params", "critic_params", "critic_width_for_ratio", "grid_plan", "train_step_flops",
+           "capacity_grid", "grid_tracking", "plot_capacity_grid", "capacity_efficiency", "verdict_capacity",
+           "FID_TOL", "HALF_BAND"]

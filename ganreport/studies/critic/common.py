@@ -1,0 +1,72 @@
+"""Settings and result files of the critic studies (seed 001).
+
+:func:`settings` reads the profile's ``experiments`` block (``tracking``, ``grid``, ``lime``) over
+the defaults. Heavy results (grid, LIME) are written atomically under
+``runs/<profile>/experiments/`` (:func:`experiments_dir`) together with the settings that produced
+them (:func:`_write_frame`, a settings key from :func:`_key`), and reused when the settings match
+(:func:`_cached`).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ... import config, io
+from ...errors import ConfigError
+from ...tracking import DEFAULT_TRACKING
+
+DEFAULT_GRID: dict[str, Any] = dict(enabled=False, model="wgan_gp", g_widths=[8], d_ratios=[0.5, 1.0], z_dim=32,
+                                    steps=100, batch_size=32, n_critic=5, lr=None, n_eval=256, track_points=0,
+                                    seed=0, cpu_threads=1)
+DEFAULT_LIME: dict[str, Any] = dict(enabled=False, n_images=2, samples=64, segments=16, top=0.2, seed=0, cpu_threads=1)
+DEFAULTS: dict[str, dict[str, Any]] = {"tracking": DEFAULT_TRACKING, "grid": DEFAULT_GRID, "lime": DEFAULT_LIME}
+
+
+def settings(profile: str, overrides: dict[str, dict[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
+    """The profile's ``experiments`` block (``tracking``, ``grid``, ``lime``) over the defaults.
+
+    ``overrides`` (``{"grid": {"steps": 50}}``) replace single keys; unknown keys are an error.
+    """
+    block = dict(config.load_profile(profile).get("experiments") or {})
+    out: dict[str, dict[str, Any]] = {}
+    for name, default in DEFAULTS.items():
+        given = {**dict(block.get(name) or {}), **dict((overrides or {}).get(name) or {})}
+        unknown = set(given) - set(default)
+        if unknown:
+            raise ConfigError(f"unknown experiments.{name} setting(s) {sorted(unknown)}; valid: {', '.join(default)}")
+        out[name] = {**default, **given}
+    extra = set(block) - set(DEFAULTS)
+    if extra:
+        raise ConfigError(f"unknown experiments block(s) {sorted(extra)}; valid: {', '.join(DEFAULTS)}")
+    return out
+
+
+def experiments_dir(profile: str, root: Path | None = None) -> Path:
+    """``runs/<profile>/experiments/``."""
+    return config.results_dir(profile, "experiments", root)
+
+
+def _key(obj: Any) -> str:
+    return io.settings_key(obj, 12)
+
+
+def _cached(path: Path, key: str) -> bool:
+    meta = path.with_suffix(".json")
+    if not (path.is_file() and meta.is_file()):
+        return False
+    try:
+        return json.loads(meta.read_text()).get("key") == key
+    except json.JSONDecodeError:
+        return False
+
+
+def _write_frame(path: Path, df: pd.DataFrame, key: str, meta: dict[str, Any], index: bool = False) -> None:
+    io.write_text(path, df.to_csv(index=index))
+    io.write_json(path.with_suffix(".json"), {"key": key, **meta})
+
+
+__all__ = ["settings", "experiments_dir", "DEFAULT_GRID", "DEFAULT_LIME", "DEFAULTS"]
