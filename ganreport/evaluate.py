@@ -83,3 +83,6 @@ def evaluate_all(profile: str, models: Sequence[str], dataset: str = "mnist", n_
                 raise
             warnings.warn(f"skipping {m}: {e}", stacklevel=2)
     return rows
+
+
+__all__ = ["load_real", "evaluate_model", "evaluate_all"]

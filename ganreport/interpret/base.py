@@ -5,6 +5,7 @@ atomic array files."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -45,10 +46,8 @@ def model_img_shape(model: torch.nn.Module) -> tuple[int, int, int] | None:
     return tuple(shape) if shape is not None else None
 
 
-def save_arrays(path, **arrays) -> "Path":
+def save_arrays(path, **arrays) -> Path:
     """Write ``arrays`` (tensors or numpy arrays) to a compressed ``.npz`` file atomically."""
-    from pathlib import Path
-
     import numpy as np
 
     from ..io import atomic_write

@@ -19,9 +19,6 @@ channel axis to a ``(B, H, W)`` map for display and for the measures.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 import torch
 from torch import nn
 
@@ -129,4 +126,4 @@ def integrated_gradients(D: nn.Module, x: torch.Tensor, baseline: float | torch.
     return out.detach().cpu()
 
 
-__all__ = ["METHODS", "attribute", "gradient", "smoothgrad", "integrated_gradients", "to_map", "score_function"]
+__all__ = ["gradient", "smoothgrad", "integrated_gradients", "to_map"]

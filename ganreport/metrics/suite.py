@@ -260,5 +260,5 @@ def plot_bars(rows: Sequence[dict[str, Any]] | Any, metrics: Sequence[str] | Non
     return fig
 
 
-__all__ = ["RealData", "results_table", "plot_bars", "load_real", "evaluate_samples", "evaluate_model", "evaluate_all", "real_baselines",
-           "rows_from", "critic_scores", "ALL_METRICS", "DEFAULT_OPTIONS", "FAST_OPTIONS"]
+__all__ = ["RealData", "results_table", "plot_bars", "evaluate_samples", "real_baselines", "rows_from", "critic_scores",
+           "ALL_METRICS", "DEFAULT_OPTIONS", "FAST_OPTIONS"]

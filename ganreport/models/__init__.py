@@ -20,3 +20,6 @@ from . import dcgan  # noqa: E402,F401  (registers the architectures)
 from . import stylegan  # noqa: E402,F401
 from . import wgan_gp  # noqa: E402,F401
 from . import modnet  # noqa: E402,F401
+
+__all__ = ["MODELS", "TRAIN_KEYS", "Discriminator", "Generator", "ModelSpec", "build", "check_img_shape", "count_params",
+           "profile_kwargs", "register", "resolve_kwargs"]

@@ -11,7 +11,8 @@ import torch
 from scipy import stats
 
 from _toy import tiny_cfg, tiny_data
-from ganreport import tracking, train
+from ganreport import train
+from ganreport.train import tracking
 from ganreport.errors import ConfigError
 from ganreport.metrics import compute
 from ganreport.metrics.features import ClassifierExtractor, extract

@@ -2,7 +2,7 @@
 ``../shared/research/001_*``), replicated on WGAN-GP. One file per research question:
 
 - :mod:`.tracking` — *Which metrics track convergence?* FID, KID, IS, DDM and the critic statistics
-  recorded during training by :class:`ganreport.tracking.MetricTracker` (the trainer callback, in
+  recorded during training by :class:`ganreport.train.tracking.MetricTracker` (the trainer callback, in
   the training layer); Spearman ρ of each curve with the FID of a large held-out sample, the
   visual-quality proxies, the critic's offset from zero, their plot and verdicts. Published: "FID
   and KID are the most suitable metrics for tracking the convergence ... metrics based on the

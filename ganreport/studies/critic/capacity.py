@@ -31,7 +31,7 @@ from ...metrics.base import torch_threads
 from ...models import MODELS, count_params, resolve_kwargs
 from ...models.flops import model_costs
 from ...train import Trainer, TrainConfig, pick_device
-from ...tracking import DIRECTIONS, UNITS, MetricTracker, read_tracking, tracking_every
+from ...train.tracking import DIRECTIONS, UNITS, MetricTracker, read_tracking, tracking_every
 from ..verdict_text import AGREE, DISAGREE, INCONCLUSIVE, _fmt
 from .common import _cached, _key, _write_frame, experiments_dir, settings
 

@@ -17,7 +17,7 @@ import pandas as pd
 
 from ... import config, io
 from ...errors import ConfigError
-from ...tracking import DEFAULT_TRACKING
+from ...train.tracking import DEFAULT_TRACKING
 
 DEFAULT_GRID: dict[str, Any] = dict(enabled=False, model="wgan_gp", g_widths=[8], d_ratios=[0.5, 1.0], z_dim=32,
                                     steps=100, batch_size=32, n_critic=5, lr=None, n_eval=256, track_points=0,

@@ -1,5 +1,5 @@
 """Metrics over training (Liaudanskas 2018, seed 001, "Approaches to understanding GANs"): FID, KID,
-IS, DDM and the critic statistics recorded by :class:`~ganreport.tracking.MetricTracker`
+IS, DDM and the critic statistics recorded by :class:`~ganreport.train.tracking.MetricTracker`
 during WGAN-GP training; how well each curve follows the FID of a large held-out sample (Spearman ρ
 over the tracked steps) and the visual-quality proxies. Published: "FID and KID are the most
 suitable metrics for tracking the convergence ... metrics based on the activations of the critic
@@ -23,7 +23,7 @@ from scipy import stats
 
 from ... import config
 from ...errors import DataError
-from ...tracking import CRITIC_KEYS, DIRECTIONS, PROXY_KEYS, UNITS, read_tracking
+from ...train.tracking import CRITIC_KEYS, DIRECTIONS, PROXY_KEYS, UNITS, read_tracking
 from ..verdict_text import AGREE, DISAGREE, INCONCLUSIVE, TRACK_RHO, WEAK_RHO, _fmt, _rho
 
 def tracking_frame(profile: str, model: str = "wgan_gp", dataset: str | None = None,

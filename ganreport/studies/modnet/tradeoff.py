@@ -15,6 +15,7 @@ from tqdm import tqdm
 from ... import config, data as data_mod, io, train
 from ...errors import CheckpointError
 from ...models.modnet import ModNetGenerator, random_targets
+from ...train.checkpoints import _read_model_checkpoint, _strip
 from .common import MODEL, _modify, _probs, change_stats, frozen_classifier, out_dir, settings, transfer_classifier
 
 
@@ -49,7 +50,7 @@ def lambda_tradeoff(profile: str, lambdas: list[float] | None = None, steps: int
     ckpt = train.latest_checkpoint(base_dir)
     if ckpt is None:
         raise CheckpointError(f"no checkpoint in {base_dir / 'checkpoints'}; train the model first (notebook 01)")
-    tensors, meta = train._read_model_checkpoint(ckpt)
+    tensors, meta = _read_model_checkpoint(ckpt)
     data_seed = int(meta.get("data_seed") or 0)
     train_data = data_mod.load(meta["dataset"], "train", seed=data_seed)
     test = data_mod.load(meta["dataset"], "test", seed=data_seed)
@@ -75,10 +76,10 @@ def lambda_tradeoff(profile: str, lambdas: list[float] | None = None, steps: int
         t0 = time.perf_counter()
         tr = train.Trainer(MODEL, train_data, folder, cfg, **kw)
         if tr.step == 0:  # start from the trained model's weights (G, D); fresh optimisers
-            tr.G.load_state_dict(train._strip(tensors, "G"))
-            tr.D.load_state_dict(train._strip(tensors, "D"))
+            tr.G.load_state_dict(_strip(tensors, "G"))
+            tr.D.load_state_dict(_strip(tensors, "D"))
             if tr.G_ema is not None:
-                tr.G_ema.load_state_dict(train._strip(tensors, "G_ema" if meta.get("ema") else "G"))
+                tr.G_ema.load_state_dict(_strip(tensors, "G_ema" if meta.get("ema") else "G"))
             tr.step = int(meta["step"])
             io.write_json(marker, stamp)
         tr.fit(progress=False)

@@ -33,7 +33,7 @@ latents ``z ~ N(0, I)`` drawn from ``torch.Generator().manual_seed(seed)``, the 
 The tracker never touches the trainer's state: it samples with its own seeded ``torch.Generator``,
 in eval mode and under ``torch.no_grad()``, inside ``torch.random.fork_rng`` (the global RNG is
 restored), and puts G and D back into the mode they were in; training with and without it gives
-identical weights (``tests/test_experiments.py``). Under DDP only rank 0 computes.
+identical weights (``tests/studies/test_critic.py``). Under DDP only rank 0 computes.
 
 Usage::
 
@@ -56,8 +56,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import config, io
-from .errors import ConfigError, DataError
+from .. import config, io
+from ..errors import ConfigError, DataError
 
 #: Metric groups a tracker can compute (``critic`` expands to the four critic statistics,
 #: ``proxies`` to ``confidence`` and ``sharpness_gap``).
@@ -117,7 +117,7 @@ class MetricTracker:
                  is_splits: int = 1, real_feats: dict[str, torch.Tensor] | None = None,
                  batch_size: int = 256, extractor_device: str | None = None, cpu_threads: int | None = None,
                  fid_boot: int = 0) -> None:
-        from .metrics.features import EXTRACTORS, Extractor
+        from ..metrics.features import EXTRACTORS, Extractor
 
         prof_track: dict[str, Any] = {}
         if isinstance(extractor, str) and extractor not in EXTRACTORS:
@@ -166,9 +166,9 @@ class MetricTracker:
     def _prepare(self) -> None:
         if self._ready:
             return
-        from . import data as data_mod
-        from .metrics import features as F
-        from .metrics.quality import laplacian_variance
+        from .. import data as data_mod
+        from ..metrics import features as F
+        from ..metrics.quality import laplacian_variance
 
         if isinstance(self._extractor, str):
             kw = dict(self.feature_kw)
@@ -205,7 +205,7 @@ class MetricTracker:
         G and D are put in eval mode for the call and restored to their previous mode; the global
         RNG state is restored; nothing else is modified.
         """
-        from .metrics.base import torch_threads
+        from ..metrics.base import torch_threads
 
         t0 = time.perf_counter()
         dev = torch.device(device) if device is not None else _module_device(G)
@@ -215,10 +215,10 @@ class MetricTracker:
         return out
 
     def _evaluate(self, G: nn.Module, D: nn.Module | None, dev: torch.device) -> dict[str, float]:
-        from .metrics import compute
-        from .metrics.features import extract
-        from .metrics.quality import laplacian_variance
-        from .train import sample
+        from ..metrics import compute
+        from ..metrics.features import extract
+        from ..metrics.quality import laplacian_variance
+        from .checkpoints import sample
 
         self._prepare()
         ext = self._extractor
@@ -321,7 +321,7 @@ def tracking_callbacks(profile: str, model: str, steps: int | None = None,
     if steps is None:
         steps = int((config.load_profile(profile).get("steps") or {}).get(model, 100))
     every = tracking_every(steps, s.get("points"), s.get("every"))
-    from .train import pick_device
+    from .trainer import pick_device
 
     dev = pick_device(config.load_profile(profile).get("device", "auto"))
     tracker = MetricTracker(profile, n=s["n"], ref_n=s["ref_n"], metrics=s["metrics"], seed=s["seed"],
