@@ -5,7 +5,8 @@ variable ``GANREPORT_ROOT`` overrides it (tests use this to write into a tempora
 
 Profiles are the Papermill parameter files ``profiles/<name>.yaml``: flat ``key: value`` maps
 that the notebooks' ``parameters`` cells mirror (the notebook defaults equal ``smoke``).
-:func:`load_profile` is the single reader.
+:func:`load_profile` is the single reader; it validates every profile against the typed blocks of
+:mod:`ganreport.settings`.
 """
 
 from __future__ import annotations
@@ -14,8 +15,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from . import settings
 from .errors import ConfigError
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -32,8 +32,8 @@ PROFILES = ("smoke", "quick", "full")
 NOTEBOOKS = ("01_train", "02_quantitative", "03_qualitative", "04_comparison")
 
 
-def load_profile(name: str) -> dict[str, Any]:
-    """Parameters of profile ``name`` (``smoke``, ``quick``, ``full`` or a path to a YAML file)."""
+def profile_path(name: str) -> Path:
+    """The YAML file of profile ``name`` (``smoke``, ``quick``, ``full`` or a path to a YAML file)."""
     path = Path(name)
     if path.suffix not in (".yaml", ".yml"):
         path = PROFILES_DIR / f"{name}.yaml"
@@ -41,11 +41,31 @@ def load_profile(name: str) -> dict[str, Any]:
         raise ConfigError(
             f"unknown profile {name!r}: no file {path}; known: {', '.join(PROFILES)}"
         )
-    with open(path) as fh:
-        params = yaml.safe_load(fh) or {}
-    if not isinstance(params, dict):
-        raise ConfigError(f"profile file {path} must hold a mapping of parameters")
-    return params
+    return path
+
+
+def load_profile(name: str, overrides: dict[str, Any] | None = None, extra: Any = ()) -> dict[str, Any]:
+    """Parameters of profile ``name`` (``smoke``, ``quick``, ``full`` or a path to a YAML file),
+    with ``overrides`` (``{"qualitative.n_images": 4}``) applied, validated against the typed blocks
+    of :mod:`ganreport.settings` (one :class:`ConfigError` line naming file, key, value and what is
+    allowed; ``extra``: top-level keys declared elsewhere, e.g. by a notebook's parameters cell).
+    Returns the mapping as written; :func:`resolve` also gives the typed object."""
+    return resolve(name, overrides, extra)[0]
+
+
+def resolve(name: str, overrides: dict[str, Any] | None = None,
+            extra: Any = ()) -> tuple[dict[str, Any], settings.Run]:
+    """``(params, run)``: the validated mapping of profile ``name`` and its typed :class:`~ganreport.settings.Run`."""
+    path = profile_path(name)
+    try:
+        source = str(path.relative_to(PROJ_ROOT))
+    except ValueError:
+        source = str(path)
+    params = settings.read_yaml(path)
+    if overrides:
+        params = settings.apply_overrides(params, overrides)
+        source += " with --set " + ", ".join(f"{k}={v!r}" for k, v in overrides.items())
+    return params, settings.validate(params, source, extra)
 
 
 def run_dir(profile: str, root: Path | None = None) -> Path:

@@ -12,13 +12,14 @@ import hashlib
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from . import config
-from .errors import DataError
+from .errors import ConfigError, DataError
 from .registry import Registry
 
 SPLITS = ("train", "val", "test", "all")
@@ -93,6 +94,9 @@ def load(name: str, split: str = "train", seed: int = 0, size: int | None = None
     if split not in SPLITS:
         raise DataError(f"unknown split {split!r}; known: {', '.join(SPLITS)}")
     loader = DATASETS.get(name)
+    _check_options(name, loader, kw)
+    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
+        raise ConfigError(f"dataset option size = {size!r}: must be an integer >= 1 (pixels)")
     out = loader(split=split, seed=seed, size=size, **kw)
     out.meta.setdefault("data_seed", seed)  # which split this is (modnet's frozen classifier needs it)
     return out
@@ -371,3 +375,16 @@ def data_hash(data: ImageData) -> str:
     h.update(f"{data.name}/{data.split}/{tuple(data.images.shape)}".encode())
     h.update(data.images.detach().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()[:16]
+
+
+def _check_options(name: str, loader: Any, kw: dict[str, Any]) -> None:
+    """Reject options the loader does not take, naming the ones it does (``--data KEY=VALUE``)."""
+    import inspect
+
+    params = inspect.signature(loader).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    valid = [p for p in params if p not in ("split", "seed", "size")] + ["size"]
+    bad = [k for k in kw if k not in params]
+    if bad:
+        raise ConfigError(f"dataset {name!r} has no option {bad[0]!r}; valid: {', '.join(valid)}")

@@ -81,7 +81,7 @@ def built(tmp_path_factory):
     root = tmp_path_factory.mktemp("report")
     _write_notebooks(root / "nbs")
     prof = root / "testprof.yaml"
-    prof.write_text("profile: testprof\nscale: 2.5\nonly_in_profile: 7\n")
+    prof.write_text("profile: testprof\nscale: 2.5\nbatch_size: 7\n")
     res = report.build_report(str(prof), notebooks_dir=root / "nbs", notebooks=["01_alpha", "02_beta"],
                               out_dir=root / "out", runs_root=root / "runs", kernel_name=_kernel())
     res["root"], res["prof"] = root, prof
@@ -141,7 +141,7 @@ def test_only_declared_parameters_are_passed(built):
         return "".join(c.source for c in nb.cells if "injected-parameters" in c.metadata.get("tags", []))
 
     a, b = injected("01_alpha"), injected("02_beta")
-    assert "scale = 2.5" in a and "only_in_profile" not in a
+    assert "scale = 2.5" in a and "batch_size" not in a
     assert "scale" not in b and 'profile = "testprof"' in b
 
 

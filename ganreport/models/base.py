@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import difflib
+import math
+import numbers
+
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -93,9 +97,65 @@ def resolve_kwargs(name: str, **kw: Any) -> dict[str, Any]:
         if v is None:
             continue
         if k not in valid:
-            raise ConfigError(f"model {name!r} has no parameter {k!r}; valid: {', '.join(sorted(valid))}")
+            close = difflib.get_close_matches(k, sorted(valid), n=1, cutoff=0.6)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise ConfigError(f"model {name!r} has no parameter {k!r}{hint}; valid: {', '.join(sorted(valid))}")
+        check_param(name, k, v, spec.defaults.get(k))
         params[k] = v
     return params
+
+
+#: Declared ranges of the model and training parameters: ``(low, high, low open, high open)``.
+PARAM_RANGES: dict[str, tuple[float | None, float | None, bool, bool]] = {
+    "z_dim": (1, None, False, False), "w_dim": (1, None, False, False), "g_width": (1, None, False, False),
+    "d_width": (1, None, False, False), "map_depth": (1, None, False, False), "depth": (1, None, False, False),
+    "num_classes": (2, None, False, False), "n_critic": (1, None, False, False),
+    "classifier_seed": (0, None, False, False), "lr_g": (0, None, True, False), "lr_d": (0, None, True, False),
+    "gp_lambda": (0, None, False, False), "r1_gamma": (0, None, False, False), "ema": (0, 1, False, True),
+    "style_mixing": (0, 1, False, False), "delta_scale": (0, None, True, False), "l1_lambda": (0, None, False, False),
+    "label_weight": (0, None, False, False),
+}
+_INT_KEYS = {"z_dim", "w_dim", "g_width", "d_width", "map_depth", "depth", "num_classes", "n_critic", "classifier_seed"}
+
+
+def check_param(model: str, key: str, v: Any, default: Any = None) -> None:
+    """Type and range of one parameter, before anything is built: one :class:`ConfigError` line naming
+    the model, the key, the value and what is allowed (``g_width=-3`` would otherwise surface as a
+    torch "negative dimension" traceback)."""
+    def bad(what: str) -> ConfigError:
+        return ConfigError(f"model {model!r}: {key} = {v!r}: must be {what}")
+
+    lo, hi, lo_open, hi_open = PARAM_RANGES.get(key, (None, None, False, False))
+    rng = " and ".join(x for x in (f"{'>' if lo_open else '>='} {lo:g}" if lo is not None else "",
+                                   f"{'<' if hi_open else '<='} {hi:g}" if hi is not None else "") if x)
+    if key in _INT_KEYS or (isinstance(default, int) and not isinstance(default, bool)):
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+            raise bad(f"an integer {rng}".rstrip())
+    elif isinstance(default, bool):
+        if not isinstance(v, bool):
+            raise bad("true or false")
+    elif isinstance(default, float) or key in PARAM_RANGES:
+        if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v):
+            raise bad(f"a number {rng}".rstrip())
+    elif key == "betas":
+        if not (isinstance(v, (tuple, list)) and len(v) == 2
+                and all(isinstance(b, numbers.Real) and not isinstance(b, bool) and 0 <= b < 1 for b in v)):
+            raise bad("two numbers in [0, 1), e.g. (0.5, 0.999)")
+        return
+    elif isinstance(default, dict):
+        if not isinstance(v, dict):
+            raise bad("a mapping")
+        return
+    elif isinstance(default, str):
+        if not isinstance(v, str):
+            raise bad("a string")
+        return
+    else:
+        return
+    if isinstance(v, bool):
+        return
+    if (lo is not None and (v <= lo if lo_open else v < lo)) or (hi is not None and (v >= hi if hi_open else v > hi)):
+        raise bad(f"{'an integer' if isinstance(v, numbers.Integral) else 'a number'} {rng}")
 
 
 def profile_kwargs(name: str, model_kwargs: dict[str, Any] | None) -> dict[str, Any]:

@@ -31,7 +31,8 @@ from typing import Any
 
 from .. import config, io
 from ..errors import ReportError
-from .execute import _profile_name, _read_executed, _recorded_duration, discover_notebooks, run_notebook
+from .execute import (_profile_name, _read_executed, _recorded_duration, declared_parameters, discover_notebooks,
+                      run_notebook)
 from .export import add_toc, export_html
 from .merge import TOC_MARKER, WIDGET_MIME, _fmt_seconds, merge_notebooks, static_outputs, title_cells
 from .pdf import CHROMIUM_HINT, count_pdf_pages, find_chromium, print_pdf, screenshot_html
@@ -80,12 +81,13 @@ def build_report(
         ``executed`` ({name: Path}), ``times`` ({name: seconds}), ``sections`` (TOC entries
         ``(level, text, anchor)``), ``note`` (why there is no PDF, or None).
     """
-    params = config.load_profile(profile)
-    name = _profile_name(profile, params)
     nb_dir = Path(notebooks_dir) if notebooks_dir is not None else config.NOTEBOOKS_DIR
+    sources = discover_notebooks(nb_dir, notebooks)
+    # the profile is checked before anything runs; keys that a notebook's parameters cell declares are known too
+    params = config.load_profile(profile, extra=declared_parameters(sorted(nb_dir.glob("*.ipynb"))))
+    name = _profile_name(profile, params)
     out = Path(out_dir) if out_dir is not None else config.REPORTS_DIR
     exec_dir = config.run_dir(name, Path(runs_root) if runs_root is not None else None) / "notebooks"
-    sources = discover_notebooks(nb_dir, notebooks)
 
     executed: dict[str, Path] = {}
     times: dict[str, float] = {}
@@ -152,4 +154,4 @@ def _print_summary(times: dict[str, float], html_path: Path, pdf_path: Path | No
 
 __all__ = ["build_report", "discover_notebooks", "run_notebook", "merge_notebooks", "static_outputs", "title_cells",
            "export_html", "add_toc", "find_chromium", "print_pdf", "screenshot_html", "count_pdf_pages", "TOC_MARKER",
-           "WIDGET_MIME", "CHROMIUM_HINT"]
+           "WIDGET_MIME", "CHROMIUM_HINT", "declared_parameters"]

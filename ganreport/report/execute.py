@@ -40,6 +40,20 @@ def discover_notebooks(notebooks_dir: Path, names: Sequence[str] | None = None) 
     return found
 
 
+def declared_parameters(sources: Sequence[Path]) -> set[str]:
+    """Names the notebooks' ``parameters`` cells declare (Papermill's inspection); an unreadable
+    notebook declares nothing here and fails with its own message when it runs."""
+    import papermill as pm
+
+    names: set[str] = set()
+    for src in sources:
+        try:
+            names |= set(pm.inspect_notebook(str(src)))
+        except Exception:  # noqa: BLE001 - reported by run_notebook
+            continue
+    return names
+
+
 def run_notebook(src: Path, dst: Path, params: dict[str, Any], *, kernel_name: str = "ganreport",
                  cwd: Path | None = None, cell_timeout: int | None = None) -> float:
     """Execute ``src`` into ``dst`` with Papermill; return the wall time in seconds.

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import distributed, io
+from ..errors import ConfigError
 from ..models import MODELS
 from .trainer import Callback, TrainConfig, Trainer, TrainResult, pick_device
 
@@ -45,12 +46,15 @@ def _train_model(model: str, dataset: str, profile: str, out_dir: str | Path | N
     prof = config.load_profile(profile)
     on_gpu = pick_device(prof.get("device", "auto")).type == "cuda"
     gpu = dict(prof.get("gpu") or {}) if on_gpu else {}
-    from ..models import profile_kwargs
+    from ..models import profile_kwargs, resolve_kwargs
 
     kw = profile_kwargs(model, prof.get("model_kwargs"))  # a variant (dcgan_weak) inherits its base's entry
     base = MODELS.get(model).base
     prof_steps = prof.get("steps") or {}
     kw.update({k: v for k, v in model_kw.items() if v is not None})
+    resolve_kwargs(model, **kw)  # every model parameter checked before anything is loaded or built
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ConfigError(f"seed = {seed!r}: must be an integer >= 0")
 
     def pick(value, key, default):
         return value if value is not None else prof.get(key, default)
@@ -68,6 +72,9 @@ def _train_model(model: str, dataset: str, profile: str, out_dir: str | Path | N
         channels_last=bool(channels_last if channels_last is not None else gpu.get("channels_last", False)),
     )
     train_data = data_mod.load(dataset, "train", seed=int(pick(data_seed, "data_seed", 0)), **(data_kw or {}))
+    if cfg.batch_size > len(train_data):
+        raise ConfigError(f"batch_size {cfg.batch_size} exceeds the {len(train_data)} training images of "
+                          f"{dataset!r}: use at most {len(train_data)}")
     out = Path(out_dir) if out_dir else config.model_dir(profile, model, dataset)
     trainer = Trainer(model, train_data, out, cfg, **kw)
     for fn, every in callbacks:

@@ -57,6 +57,7 @@ import torch
 from torch import nn
 
 from .. import config, io
+from .. import settings as settings_mod
 from ..errors import ConfigError, DataError
 
 #: Metric groups a tracker can compute (``critic`` expands to the four critic statistics,
@@ -78,8 +79,7 @@ UNITS: dict[str, str] = {
     "sharpness_gap": "relative to real",
 }
 
-DEFAULT_TRACKING: dict[str, Any] = dict(enabled=False, models=["wgan_gp"], points=10, every=None, n=256, ref_n=0,
-                                        metrics=list(TRACK_METRICS), kid_subsets=10, seed=0, cpu_threads=1)
+DEFAULT_TRACKING: dict[str, Any] = settings_mod.defaults(settings_mod.Tracking)
 
 
 class MetricTracker:

@@ -88,5 +88,5 @@ def test_train_eval_classifier_is_seeded():
 def test_unknown_modnet_setting(tmp_path, tmp_cache, monkeypatch):
     (tmp_path / "bad.yaml").write_text("profile: bad\nmodnet: {n_per_pairs: 3}\n")
     monkeypatch.setattr(config, "PROFILES_DIR", tmp_path)
-    with pytest.raises(ConfigError, match="unknown modnet setting.*n_per_pairs"):
+    with pytest.raises(ConfigError, match=r"unknown key modnet.n_per_pairs \(did you mean n_per_pair\?\)"):
         modnet.settings("bad")

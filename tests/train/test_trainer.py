@@ -172,7 +172,7 @@ def test_cli_folder_dataset_through_data_option(tmp_path, capsys):
         (imgs / cls).mkdir(parents=True)
         for i in range(12):
             Image.fromarray((rng.random((32, 32, 3)) * 255).astype(np.uint8)).save(imgs / cls / f"{i}.png")
-    base = ["train", "--model", "dcgan", "--dataset", "folder", "--profile", "smoke", "--dry-run",
+    base = ["train", "--model", "dcgan", "--dataset", "folder", "--profile", "smoke", "--dry-run", "--batch-size", "8",
             "--set", "g_width=4", "--set", "d_width=4"]
     assert main([*base, "--data", f"path={imgs}", "--out", str(tmp_path / "ok")]) == 0
     assert "2 steps" in capsys.readouterr().out

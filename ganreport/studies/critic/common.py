@@ -16,13 +16,12 @@ from typing import Any
 import pandas as pd
 
 from ... import config, io
+from ... import settings as settings_mod
 from ...errors import ConfigError
 from ...train.tracking import DEFAULT_TRACKING
 
-DEFAULT_GRID: dict[str, Any] = dict(enabled=False, model="wgan_gp", g_widths=[8], d_ratios=[0.5, 1.0], z_dim=32,
-                                    steps=100, batch_size=32, n_critic=5, lr=None, n_eval=256, track_points=0,
-                                    seed=0, cpu_threads=1)
-DEFAULT_LIME: dict[str, Any] = dict(enabled=False, n_images=2, samples=64, segments=16, top=0.2, seed=0, cpu_threads=1)
+DEFAULT_GRID: dict[str, Any] = settings_mod.defaults(settings_mod.Grid)
+DEFAULT_LIME: dict[str, Any] = settings_mod.defaults(settings_mod.Lime)
 DEFAULTS: dict[str, dict[str, Any]] = {"tracking": DEFAULT_TRACKING, "grid": DEFAULT_GRID, "lime": DEFAULT_LIME}
 
 

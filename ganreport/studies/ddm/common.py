@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from ... import config, io
+from ... import settings as settings_mod
 from ...errors import ConfigError
 from ...metrics.base import torch_threads
 
@@ -32,22 +33,8 @@ LABELS = {"dcgan": "DCGAN", "dcgan_weak": "weakened DCGAN (no BN in G)", "dcgan_
           "real_train": "real train vs test"}
 
 
-STUDY_DEFAULTS: dict[str, Any] = dict(
-    dataset="mnist", seed=0, models=list(THESIS_ORDER),
-    model_kwargs=dict(g_width=8, d_width=8, z_dim=32, ema=0.0),
-    steps=400, every=100, batch_size=32,
-    n_eval=300, n_test=2500, n_val=500,
-    parzen=dict(n_test=500, pca_variance=0.95),
-    ais=dict(n_images=4, sigmas=[0.02, 0.05, 0.1, 0.2], n_chains=2, n_steps=60, n_leapfrog=4, step_size=0.05),
-    hypercolumns=dict(layers=["block1", "block2", "prelogits", "logits"], grid=1),
-    classifiers=[dict(arch="smallcnn", seed=1, width=16, prelogit_dim=128, epochs=2, n_train=None),
-                 dict(arch="lenet", seed=2, width=16, prelogit_dim=128, epochs=3, n_train=None)],
-    missing_modes=dict(n_list=[10, 20, 100, 1000, 2000], repeats=5, set_size=2000, kid_subsets=10,
-                       kid_subset_size=500, tol=0.01),
-    corruptions=dict(n=500, gaussian=[0.0, 0.05, 0.1, 0.2, 0.3, 0.5], uniform=[0.0, 0.05, 0.1, 0.2, 0.3, 0.5],
-                     blur=[0.0, 0.5, 1.0, 1.5, 2.0, 3.0]),
-    n_boot=200,
-)
+#: Defaults of the profile's ``ddm_study`` block (declared with their ranges in :class:`ganreport.settings.DDMStudy`).
+STUDY_DEFAULTS: dict[str, Any] = settings_mod.defaults(settings_mod.DDMStudy)
 
 
 CLASSIFIER_TRAIN_DEFAULTS: dict[str, Any] = dict(arch="smallcnn", seed=1, width=16, prelogit_dim=128, epochs=2,

@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from ... import config, train
+from ... import settings as settings_mod
 from ...errors import CheckpointError, ConfigError
 from ...metrics.features import classifier
 from ...metrics.quality import ssim as _ssim
@@ -36,22 +37,8 @@ from ...models.modnet import ModNetGenerator
 MODEL = "modnet"
 
 #: Experiment sizes; a profile's ``modnet:`` block overrides them (unknown keys are an error).
-MODNET_DEFAULTS: dict[str, Any] = dict(
-    n_per_pair=20,            # fooling: test images per source class, each modified to every class
-    ssim_min=0.5,             # "close": SSIM(x, x') >= ssim_min
-    transfer_classifier={"seed": 1, "width": 8, "epochs": 5},  # the classifier ModNet was not trained against
-    lambdas=[1.0, 3.0, 10.0, 30.0],  # λ trade-off: fine-tune the trained model with each λ ...
-    tradeoff_steps=25,        # ... for this many steps ...
-    tradeoff_n=500,           # ... and evaluate on this many test images (random targets)
-    aug_sizes=[10, 100, 1000],  # augmentation: real training images
-    aug_seeds=[0, 1, 2],
-    aug_steps=250,            # LeNet-5 training steps (the same for every condition)
-    aug_batch=32,
-    aug_lr=3e-3,
-    aug_max_generated=2000,   # cap on generated images per run (all K-1 other targets per image below it)
-    n_memorization=500,       # memorisation: modified train / test images checked
-    n_neighbours=4,           # neighbours shown per row in the figure
-)
+#: Defaults of the profile's ``modnet`` block (declared with their ranges in :class:`ganreport.settings.ModNetStudy`).
+MODNET_DEFAULTS: dict[str, Any] = settings_mod.defaults(settings_mod.ModNetStudy)
 
 
 # ---------------------------------------------------------------------------- settings and loading
