@@ -99,7 +99,7 @@ def main() -> None:
         child(args.child[0], int(args.child[1]), args.child[2])
         return
 
-    from ganreport import train
+    from ganreport import config, train
     from ganreport.models.segmenter import load_segmenter
 
     import os
@@ -108,7 +108,7 @@ def main() -> None:
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (other processes slow every timing below)")
     if train.latest_checkpoint(gdir) is None:
         print(f"training a quick-size DCGAN on shapes into {gdir} ({args.train_steps} steps) ...", flush=True)
-        train.train_model("dcgan", "shapes", profile="quick", steps=args.train_steps, out_dir=gdir, progress=False,
+        train.train_model("dcgan", "shapes", config.resolve("quick"), steps=args.train_steps, out_dir=gdir, progress=False,
                           g_width=32)
     seg = load_segmenter(progress=False)
     print(f"generator   {gdir}")

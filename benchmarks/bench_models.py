@@ -41,7 +41,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    prof = config.load_profile("quick")
+    prof = config.profile_params("quick")
     batch, mkw = prof["batch_size"], prof.get("model_kwargs", {})
     d = data.load("mnist", "train")
     names = list(dict.fromkeys(["dcgan", *a.models]))  # dcgan first: the reference

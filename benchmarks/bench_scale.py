@@ -195,9 +195,9 @@ def main() -> None:
     ap.add_argument("--gpu-profile", default="full")
     ap.add_argument("--compile", action="store_true", help="also torch.compile on the GPU")
     a = ap.parse_args()
-    cpu_scaling(a, config.load_profile(a.profile))
+    cpu_scaling(a, config.profile_params(a.profile))
     if torch.cuda.is_available():
-        gpu_throughput(a, config.load_profile(a.gpu_profile))
+        gpu_throughput(a, config.profile_params(a.gpu_profile))
     else:
         print("\n(no CUDA device: GPU throughput with/without AMP skipped)")
 

@@ -130,7 +130,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=400, help="steps per run (the quick cadence: 2 checkpoints and grids)")
     ap.add_argument("--reps", type=int, default=4, help="interleaved (bare, trainer) pairs")
     a = ap.parse_args()
-    prof = config.load_profile("quick")
+    prof = config.profile_params("quick")
     kw = prof["model_kwargs"]["dcgan"]
     batch = prof["batch_size"]
     cadence = {k: min(int(prof[k]), a.steps) for k in ("log_every", "grid_every", "ckpt_every")}

@@ -14,10 +14,11 @@ from .errors import GanreportError
 
 
 def _cmd_train(a: argparse.Namespace) -> None:
-    from . import train
+    from . import config, train
 
     kw, data_kw = _pairs(a.set, "--set"), _pairs(a.data, "--data")
-    res = train.train_model(a.model, a.dataset, out_dir=a.out, profile=a.profile, seed=a.seed,
+    prof = config.resolve(a.profile)  # checked once, before anything is built; passed down
+    res = train.train_model(a.model, a.dataset, prof, out_dir=a.out, seed=a.seed,
                             steps=(2 if a.dry_run else a.steps), batch_size=a.batch_size, amp=a.amp,
                             compile=a.compile, channels_last=a.channels_last, data_kw=data_kw, **kw)
     from .distributed import env_rank
@@ -58,7 +59,7 @@ def _cmd_profiles(a: argparse.Namespace) -> None:
     from . import config
 
     for name in config.PROFILES:
-        print(name, config.load_profile(name))
+        print(name, config.profile_params(name))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,8 +5,8 @@ variable ``GANREPORT_ROOT`` overrides it (tests use this to write into a tempora
 
 Profiles are the Papermill parameter files ``profiles/<name>.yaml``: flat ``key: value`` maps
 that the notebooks' ``parameters`` cells mirror (the notebook defaults equal ``smoke``).
-:func:`load_profile` is the single reader; it validates every profile against the typed blocks of
-:mod:`ganreport.settings`.
+:func:`resolve` is the single reader: it validates a profile against the typed blocks of
+:mod:`ganreport.settings` and returns the object that is passed down.
 """
 
 from __future__ import annotations
@@ -44,18 +44,24 @@ def profile_path(name: str) -> Path:
     return path
 
 
-def load_profile(name: str, overrides: dict[str, Any] | None = None, extra: Any = ()) -> dict[str, Any]:
-    """Parameters of profile ``name`` (``smoke``, ``quick``, ``full`` or a path to a YAML file),
-    with ``overrides`` (``{"qualitative.n_images": 4}``) applied, validated against the typed blocks
-    of :mod:`ganreport.settings` (one :class:`ConfigError` line naming file, key, value and what is
-    allowed; ``extra``: top-level keys declared elsewhere, e.g. by a notebook's parameters cell).
-    Returns the mapping as written; :func:`resolve` also gives the typed object."""
-    return resolve(name, overrides, extra)[0]
+def resolve(name: str, overrides: dict[str, Any] | None = None) -> settings.Profile:
+    """The resolver: profile ``name`` (``smoke``, ``quick``, ``full`` or a path to a YAML file) with
+    ``overrides`` (``{"qualitative.n_images": 4}``) applied, checked against the typed blocks of
+    :mod:`ganreport.settings` and returned as a :class:`~ganreport.settings.Profile`. Called once,
+    where a notebook or the CLI starts; the package below takes the object, never a profile name to
+    re-read. A bad value is one :class:`ConfigError` line naming the file, the key, the value and
+    what is allowed."""
+    return _read(name, overrides)[1]
 
 
-def resolve(name: str, overrides: dict[str, Any] | None = None,
-            extra: Any = ()) -> tuple[dict[str, Any], settings.Run]:
-    """``(params, run)``: the validated mapping of profile ``name`` and its typed :class:`~ganreport.settings.Run`."""
+def profile_params(name: str, extra: Any = ()) -> dict[str, Any]:
+    """The validated mapping of profile ``name`` as written in its file, for Papermill (the report
+    passes each notebook the keys its ``parameters`` cell declares; ``extra``: such keys that no
+    block of :mod:`ganreport.settings` declares)."""
+    return _read(name, None, extra)[0]
+
+
+def _read(name: str, overrides: dict[str, Any] | None, extra: Any = ()) -> tuple[dict[str, Any], settings.Profile]:
     path = profile_path(name)
     try:
         source = str(path.relative_to(PROJ_ROOT))

@@ -1,7 +1,7 @@
 """Typed, validated settings of a profile: one class per block, one checker, one-line errors.
 
 A profile (``profiles/<name>.yaml`` or any YAML file) is a mapping of blocks: the training keys at
-the top level (:class:`Run`), ``gpu``, ``quantitative``, ``qualitative``, ``dissection`` and one
+the top level (:class:`Profile`), ``gpu``, ``quantitative``, ``qualitative``, ``dissection`` and one
 block per study (``modnet``, ``ddm_study``, ``experiments``). Each block is a frozen dataclass whose
 fields declare their type and range; :func:`validate` checks a mapping against them *before
 anything is built* and raises one :class:`~ganreport.errors.ConfigError` line that names the file,
@@ -16,7 +16,7 @@ with its line (:func:`read_yaml`). ``--set``-style overrides (``key=value`` with
 
 Why not pydantic: the checks needed here (types of nested plain-YAML values, ranges, choices, "did
 you mean") fit in one small function over dataclass annotations, and the error line is ours to
-word. torch-fidelity's one defaults dict and one resolver is the model (``config.load_profile``
+word. torch-fidelity's one defaults dict and one resolver is the model (:func:`ganreport.config.resolve`
 is the one reader and calls :func:`validate`). Block defaults here are the single source of the
 study modules' default dicts (:func:`defaults`).
 """
@@ -269,21 +269,22 @@ class Experiments:
 
 
 @dataclass(frozen=True)
-class Run:
-    """The top level of a profile: what notebook 01 and ``python -m ganreport train`` train, plus the
-    blocks above."""
+class Profile:
+    """A resolved profile: the top-level keys (what notebook 01 and ``python -m ganreport train``
+    train) and the blocks above. Made once by :func:`ganreport.config.resolve` where a notebook or
+    the CLI starts, then passed down."""
 
-    profile: str = "custom"
+    profile: str = "custom"  # the name: runs/<profile>/ holds its results
     dataset: str = "mnist"
     models: list[str] = _f(nonempty=True, factory=lambda: ["dcgan", "stylegan", "wgan_gp", "modnet"])
     seed: int = _f(0, lo=0)
     data_seed: int = _f(0, lo=0)
-    batch_size: int = _pos(32)
-    steps: dict[str, int] = _f(lo=1, factory=dict)
+    batch_size: int = _pos(64)
+    steps: dict[str, int] = _f(lo=1, factory=dict)  # per model; a model without an entry trains 100 steps
     model_kwargs: dict[str, dict[str, Any]] = _f(factory=dict)
-    ckpt_every: int = _pos(10)
-    log_every: int = _pos(5)
-    grid_every: int = _pos(10)
+    ckpt_every: int = _pos(250)
+    log_every: int = _pos(25)
+    grid_every: int = _pos(250)
     n_samples: int = _f(256, lo=2)
     device: str = "auto"
     gpu: Gpu = _f(factory=Gpu)
@@ -401,16 +402,16 @@ def _build(cls: type, given: Any, where: str, source: str) -> Any:
     return cls(**kw)
 
 
-def validate(params: dict[str, Any], source: str = "profile", extra: Any = ()) -> Run:
-    """Check a profile mapping; return its typed :class:`Run` (blocks as nested dataclasses).
+def validate(params: dict[str, Any], source: str = "profile", extra: Any = ()) -> Profile:
+    """Check a profile mapping; return its typed :class:`Profile` (blocks as nested dataclasses).
 
     Raises :class:`ConfigError` with one line naming ``source``, the key, the value and what is
     allowed. ``extra``: further top-level keys that are known elsewhere (the parameters a custom
     notebook declares), passed through unchecked. Cross-key check: ``ddm_study.every <= steps``.
     """
-    known = {f.name for f in dataclasses.fields(Run)}
+    known = {f.name for f in dataclasses.fields(Profile)}
     extra = set(extra) - known  # a notebook's own parameters; the blocks declared here are always checked
-    run = _build(Run, {k: v for k, v in params.items() if k not in extra}, "", source)
+    run = _build(Profile, {k: v for k, v in params.items() if k not in extra}, "", source)
     if run.ddm_study.every > run.ddm_study.steps:
         raise ConfigError(f"{source}: ddm_study.every ({run.ddm_study.every}) exceeds ddm_study.steps "
                           f"({run.ddm_study.steps}): no evaluation would run")
@@ -456,5 +457,5 @@ def defaults(block: type) -> dict[str, Any]:
 
 
 def as_dict(obj: Any) -> dict[str, Any]:
-    """A block (or :class:`Run`) as the plain nested dict a profile file would hold."""
+    """A block (or :class:`Profile`) as the plain nested dict a profile file would hold."""
     return dataclasses.asdict(obj)

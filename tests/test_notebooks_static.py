@@ -34,7 +34,7 @@ def test_parameter_defaults_equal_smoke_profile(path):
     nb = json.loads(path.read_text())
     ns: dict = {}
     exec("".join(parameters_cell(nb)["source"]), {}, ns)
-    smoke = config.load_profile("smoke")
+    smoke = config.profile_params("smoke")
     shared = set(ns) & set(smoke)
     assert "profile" in shared
     for k in shared:
@@ -47,5 +47,5 @@ def test_parameter_defaults_equal_smoke_profile(path):
 
 
 def test_profiles_share_keys():
-    keys = [set(config.load_profile(p)) for p in config.PROFILES]
+    keys = [set(config.profile_params(p)) for p in config.PROFILES]
     assert keys[0] == keys[1] == keys[2]

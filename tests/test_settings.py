@@ -108,14 +108,14 @@ def test_report_rejects_a_bad_profile_before_running(tmp_path, capsys, monkeypat
 
 @pytest.mark.parametrize("name", config.PROFILES)
 def test_shipped_profiles_validate(name):
-    params, run = config.resolve(name)
+    params, run = config.profile_params(name), config.resolve(name)
     assert run.profile == name and run.models and set(run.models) <= set(run.steps)
     assert settings.as_dict(run)["qualitative"].keys() == params["qualitative"].keys()
 
 
 def test_overrides_and_defaults():
-    params, run = config.resolve("smoke", {"qualitative.n_images": 4})
-    assert run.qualitative.n_images == params["qualitative"]["n_images"] == 4
+    run = config.resolve("smoke", {"qualitative.n_images": 4})
+    assert run.qualitative.n_images == 4 and config.resolve("smoke").qualitative.n_images == 2
     with pytest.raises(ConfigError, match=r"with --set qualitative.n_images=0: qualitative.n_images = 0"):
         config.resolve("smoke", {"qualitative.n_images": 0})
     # the studies' default dicts are the typed blocks' defaults (one source)
@@ -124,4 +124,4 @@ def test_overrides_and_defaults():
 
     assert MODNET_DEFAULTS == settings.defaults(settings.ModNetStudy)
     assert STUDY_DEFAULTS["ais"]["sigmas"] == [0.02, 0.05, 0.1, 0.2]
-    assert settings.validate({}, "empty").batch_size == 32  # every key has a default
+    assert settings.validate({}, "empty").batch_size == 64  # every key has a default

@@ -84,7 +84,7 @@ def build_report(
     nb_dir = Path(notebooks_dir) if notebooks_dir is not None else config.NOTEBOOKS_DIR
     sources = discover_notebooks(nb_dir, notebooks)
     # the profile is checked before anything runs; keys that a notebook's parameters cell declares are known too
-    params = config.load_profile(profile, extra=declared_parameters(sorted(nb_dir.glob("*.ipynb"))))
+    params = config.profile_params(profile, extra=declared_parameters(sorted(nb_dir.glob("*.ipynb"))))
     name = _profile_name(profile, params)
     out = Path(out_dir) if out_dir is not None else config.REPORTS_DIR
     exec_dir = config.run_dir(name, Path(runs_root) if runs_root is not None else None) / "notebooks"

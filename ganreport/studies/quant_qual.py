@@ -39,18 +39,20 @@ def exact_spearman_p(x: Sequence[float], y: Sequence[float], alternative: str = 
     return float(stats.spearmanr(x, y, alternative=alternative).pvalue)
 
 
-def quant_vs_qual(profile: str, models: Sequence[str] | None = None, root: Path | None = None) -> dict[str, Any]:
+def quant_vs_qual(profile: str, models: Sequence[str], root: Path | None = None) -> dict[str, Any]:
     """Do the architectures rank the same by the quantitative metrics and by the interpretability
     measures (seed 000)? Reuses :func:`ganreport.stats.ranking_agreement` (mean rank over
     ``stats.QUANT_METRICS`` and over ``stats.QUAL_METRICS``), adds the exact permutation
     p-value, and — when the capacity grid and LIME results are on disk — the same question over the
     grid cells: Spearman ρ between −FID and the LIME stroke enrichment / concentration.
 
+    Reads the result files of profile ``profile`` (a name: ``runs/<profile>/``) for ``models``.
+
     Returns ``{"table": DataFrame(model -> quant_rank, qual_rank), "rho", "p", "n", "n_quant",
     "n_qual", "grid": {"n", "rho_stroke", "p_stroke", "rho_concentration", "p_concentration"} | None}``.
     """
     rows = results.load(profile, root)
-    models = list(models or config.load_profile(profile).get("models") or [])
+    models = list(models)
     out: dict[str, Any] = {"table": pd.DataFrame(), "rho": float("nan"), "p": float("nan"), "n": 0, "grid": None}
     if not rows.empty:
         agree = ranking_agreement(rows, models, QUANT_METRICS, QUAL_METRICS)

@@ -4,6 +4,7 @@ size, model keyword arguments, GPU options), resuming from the model folder's la
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -11,19 +12,21 @@ from typing import Any
 from .. import distributed, io
 from ..errors import ConfigError
 from ..models import MODELS
+from ..settings import Profile
 from .trainer import Callback, TrainConfig, Trainer, TrainResult, pick_device
 
 
-def train_model(model: str, dataset: str = "mnist", profile: str = "smoke", out_dir: str | Path | None = None,
+def train_model(model: str, dataset: str, prof: Profile, out_dir: str | Path | None = None,
                 seed: int = 0, steps: int | None = None, batch_size: int | None = None,
                 ckpt_every: int | None = None, log_every: int | None = None, grid_every: int | None = None,
                 data_seed: int | None = None, progress: bool = True, data_kw: dict | None = None,
                 amp: str | None = None, compile: bool | None = None, channels_last: bool | None = None,
                 callbacks: Sequence[tuple[Callback, int]] = (), **model_kw: Any) -> TrainResult:
-    """Train ``model`` on ``dataset``; settings left as None come from ``profiles/<profile>.yaml``.
+    """Train ``model`` on ``dataset``; settings left as None come from the resolved profile ``prof``
+    (:func:`ganreport.config.resolve`, called where the notebook or the CLI starts).
 
     The CLI and notebook 01 both call this. The output folder defaults to
-    ``runs/<profile>/<dataset>/<model>/``; an existing checkpoint there is resumed.
+    ``runs/<prof.profile>/<dataset>/<model>/``; an existing checkpoint there is resumed.
     ``amp``/``compile``/``channels_last`` left as None come from the profile's ``gpu`` block,
     which applies only when training runs on CUDA. Launched by ``torchrun`` with several
     processes, this creates the process group (NCCL on CUDA, gloo on CPU) and trains with DDP;
@@ -31,33 +34,32 @@ def train_model(model: str, dataset: str = "mnist", profile: str = "smoke", out_
     (their outputs go to ``callbacks.jsonl`` in the model folder).
     """
     with distributed.process_group():
-        return _train_model(model, dataset, profile, out_dir, seed, steps, batch_size, ckpt_every, log_every,
+        return _train_model(model, dataset, prof, out_dir, seed, steps, batch_size, ckpt_every, log_every,
                             grid_every, data_seed, progress, data_kw, amp, compile, channels_last, model_kw,
                             callbacks)
 
 
-def _train_model(model: str, dataset: str, profile: str, out_dir: str | Path | None, seed: int, steps: int | None,
+def _train_model(model: str, dataset: str, prof: Profile, out_dir: str | Path | None, seed: int, steps: int | None,
                  batch_size: int | None, ckpt_every: int | None, log_every: int | None, grid_every: int | None,
                  data_seed: int | None, progress: bool, data_kw: dict | None, amp: str | None,
                  compile: bool | None, channels_last: bool | None, model_kw: dict[str, Any],
                  callbacks: Sequence[tuple[Callback, int]] = ()) -> TrainResult:
     from .. import config, data as data_mod
 
-    prof = config.load_profile(profile)
-    on_gpu = pick_device(prof.get("device", "auto")).type == "cuda"
-    gpu = dict(prof.get("gpu") or {}) if on_gpu else {}
+    on_gpu = pick_device(prof.device).type == "cuda"
+    gpu = dataclasses.asdict(prof.gpu) if on_gpu else {}
     from ..models import profile_kwargs, resolve_kwargs
 
-    kw = profile_kwargs(model, prof.get("model_kwargs"))  # a variant (dcgan_weak) inherits its base's entry
+    kw = profile_kwargs(model, prof.model_kwargs)  # a variant (dcgan_weak) inherits its base's entry
     base = MODELS.get(model).base
-    prof_steps = prof.get("steps") or {}
+    prof_steps = prof.steps
     kw.update({k: v for k, v in model_kw.items() if v is not None})
     resolve_kwargs(model, **kw)  # every model parameter checked before anything is loaded or built
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ConfigError(f"seed = {seed!r}: must be an integer >= 0")
 
     def pick(value, key, default):
-        return value if value is not None else prof.get(key, default)
+        return value if value is not None else getattr(prof, key)
 
     cfg = TrainConfig(
         steps=int(steps if steps is not None else prof_steps.get(model, prof_steps.get(base, 100))),
@@ -66,7 +68,7 @@ def _train_model(model: str, dataset: str, profile: str, out_dir: str | Path | N
         log_every=int(pick(log_every, "log_every", 25)),
         grid_every=int(pick(grid_every, "grid_every", 250)),
         seed=int(seed),
-        device=prof.get("device", "auto"),
+        device=prof.device,
         amp=amp if amp is not None else gpu.get("amp"),
         compile=bool(compile if compile is not None else gpu.get("compile", False)),
         channels_last=bool(channels_last if channels_last is not None else gpu.get("channels_last", False)),
@@ -75,7 +77,7 @@ def _train_model(model: str, dataset: str, profile: str, out_dir: str | Path | N
     if cfg.batch_size > len(train_data):
         raise ConfigError(f"batch_size {cfg.batch_size} exceeds the {len(train_data)} training images of "
                           f"{dataset!r}: use at most {len(train_data)}")
-    out = Path(out_dir) if out_dir else config.model_dir(profile, model, dataset)
+    out = Path(out_dir) if out_dir else config.model_dir(prof.profile, model, dataset)
     trainer = Trainer(model, train_data, out, cfg, **kw)
     for fn, every in callbacks:
         trainer.add_callback(fn, every)

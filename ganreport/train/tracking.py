@@ -37,9 +37,11 @@ identical weights (``tests/studies/test_critic.py``). Under DDP only rank 0 comp
 
 Usage::
 
-    from ganreport import tracking, train
-    cbs = tracking.tracking_callbacks("quick", "wgan_gp")        # [(MetricTracker, every)] or []
-    train.train_model("wgan_gp", profile="quick", callbacks=cbs)
+    from ganreport import config, train
+    from ganreport.train import tracking
+    prof = config.resolve("quick")
+    cbs = tracking.tracking_callbacks(prof, "wgan_gp")            # [(MetricTracker, every)] or []
+    train.train_model("wgan_gp", "mnist", prof, callbacks=cbs)
     df = tracking.read_tracking(config.model_dir("quick", "wgan_gp"))   # step, fid, kid, ...
 
 or on any generator without a trainer: ``MetricTracker("classifier").evaluate(G, D)``.
@@ -47,6 +49,7 @@ or on any generator without a trainer: ``MetricTracker("classifier").evaluate(G,
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Sequence
@@ -56,9 +59,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from .. import config, io
+from .. import io
 from .. import settings as settings_mod
 from ..errors import ConfigError, DataError
+from ..settings import Profile
 
 #: Metric groups a tracker can compute (``critic`` expands to the four critic statistics,
 #: ``proxies`` to ``confidence`` and ``sharpness_gap``).
@@ -87,11 +91,9 @@ class MetricTracker:
 
     Parameters
     ----------
-    extractor : a feature :class:`~ganreport.metrics.features.Extractor`, an extractor name
-        (``classifier``, ``pixels``, ``inception``; built on first use with ``feature_kw``), or a
-        profile name (``smoke``/``quick``/``full`` or a YAML path): then the extractor, dataset and
-        the tracking settings (``experiments.tracking``) come from the profile and the other
-        arguments left as None override them.
+    extractor : a feature :class:`~ganreport.metrics.features.Extractor` or an extractor name
+        (``classifier``, ``pixels``, ``inception``; built on first use with ``feature_kw``). For the
+        extractor, dataset and tracking settings of a resolved profile use :meth:`from_profile`.
     real_images : held-out real images ``(N, C, H, W)`` in [-1, 1]; default: the ``split`` split of
         ``dataset`` (its features then come from the feature cache of notebook 02).
     metrics : groups from :data:`TRACK_METRICS`.
@@ -119,23 +121,14 @@ class MetricTracker:
                  fid_boot: int = 0) -> None:
         from ..metrics.features import EXTRACTORS, Extractor
 
-        prof_track: dict[str, Any] = {}
         if isinstance(extractor, str) and extractor not in EXTRACTORS:
-            prof = config.load_profile(extractor)
-            quant = dict(prof.get("quantitative") or {})
-            feature = quant.get("feature", "classifier")
-            if feature_kw is None:
-                feature_kw = ({"weights": quant.get("inception_weights")} if feature == "inception"
-                              else dict(quant.get("classifier_kw") or {}) if feature == "classifier" else {})
-            dataset = dataset if dataset is not None else prof.get("dataset", "mnist")
-            data_seed = data_seed if data_seed is not None else int(prof.get("data_seed", 0))
-            prof_track = tracking_settings(extractor)
-            extractor = feature
-        elif not isinstance(extractor, (str, Extractor)):
-            raise ConfigError(f"extractor must be an Extractor, an extractor name or a profile, got {type(extractor).__name__}")
+            raise ConfigError(f"unknown feature extractor {extractor!r}; known: {', '.join(EXTRACTORS.names())} "
+                              "(for a profile's settings use MetricTracker.from_profile)")
+        if not isinstance(extractor, (str, Extractor)):
+            raise ConfigError(f"extractor must be an Extractor or an extractor name, got {type(extractor).__name__}")
 
         def pick(value: Any, key: str) -> Any:
-            return value if value is not None else prof_track.get(key, DEFAULT_TRACKING[key])
+            return value if value is not None else DEFAULT_TRACKING[key]
 
         self.metrics = tuple(pick(metrics, "metrics"))
         unknown = [m for m in self.metrics if m not in TRACK_METRICS]
@@ -156,6 +149,19 @@ class MetricTracker:
         self._real_images = real_images
         self._real_feats = real_feats
         self._ready = False
+
+    @classmethod
+    def from_profile(cls, prof: Profile, **kw: Any) -> "MetricTracker":
+        """A tracker with the feature extractor of ``prof.quantitative`` (as notebook 02 scores), the
+        profile's dataset and data seed, and its ``experiments.tracking`` settings; ``kw`` (not None)
+        override them."""
+        q, t = prof.quantitative, prof.experiments.tracking
+        feature_kw = ({"weights": q.inception_weights} if q.feature == "inception"
+                      else dict(q.classifier_kw) if q.feature == "classifier" else {})
+        base = dict(feature_kw=feature_kw, dataset=prof.dataset, data_seed=prof.data_seed, metrics=t.metrics, n=t.n,
+                    ref_n=t.ref_n, seed=t.seed, kid_subsets=t.kid_subsets, cpu_threads=t.cpu_threads)
+        base.update({k: v for k, v in kw.items() if v is not None})
+        return cls(q.feature, **base)
 
     # ------------------------------------------------------------------ set-up (lazy: a finished run never pays it)
     @property
@@ -286,14 +292,9 @@ def _scores(D: nn.Module, x: torch.Tensor, device: torch.device, batch_size: int
 
 
 # ---------------------------------------------------------------------- profile wiring
-def tracking_settings(profile: str) -> dict[str, Any]:
-    """``experiments.tracking`` of ``profile`` with defaults for missing keys (disabled when absent)."""
-    prof = config.load_profile(profile)
-    block = dict((prof.get("experiments") or {}).get("tracking") or {})
-    unknown = set(block) - set(DEFAULT_TRACKING)
-    if unknown:
-        raise ConfigError(f"unknown experiments.tracking setting(s) {sorted(unknown)}; valid: {', '.join(DEFAULT_TRACKING)}")
-    return {**DEFAULT_TRACKING, **block}
+def tracking_settings(prof: Profile) -> dict[str, Any]:
+    """``experiments.tracking`` of the resolved profile ``prof`` as a dict (disabled when absent)."""
+    return dataclasses.asdict(prof.experiments.tracking)
 
 
 def tracking_every(steps: int, points: int | None = None, every: int | None = None) -> int:
@@ -305,7 +306,7 @@ def tracking_every(steps: int, points: int | None = None, every: int | None = No
     return max(1, math.ceil(int(steps) / int(points)))
 
 
-def tracking_callbacks(profile: str, model: str, steps: int | None = None,
+def tracking_callbacks(prof: Profile, model: str, steps: int | None = None,
                        settings: dict[str, Any] | None = None) -> list[tuple[MetricTracker, int]]:
     """The ``(callback, every)`` pairs to pass to ``train.train_model(..., callbacks=...)`` for ``model``.
 
@@ -315,18 +316,21 @@ def tracking_callbacks(profile: str, model: str, steps: int | None = None,
     The tracker builds its extractor lazily, so a run that already finished (train_model resumes and
     returns at once) costs nothing; its earlier output stays in ``callbacks.jsonl``.
     """
-    s = {**tracking_settings(profile), **(settings or {})}
+    s = {**tracking_settings(prof), **(settings or {})}
+    unknown = set(s) - set(DEFAULT_TRACKING)
+    if unknown:
+        raise ConfigError(f"unknown experiments.tracking setting(s) {sorted(unknown)}; valid: {', '.join(DEFAULT_TRACKING)}")
     if not s.get("enabled") or model not in list(s.get("models") or []):
         return []
     if steps is None:
-        steps = int((config.load_profile(profile).get("steps") or {}).get(model, 100))
+        steps = int(prof.steps.get(model, 100))
     every = tracking_every(steps, s.get("points"), s.get("every"))
     from .trainer import pick_device
 
-    dev = pick_device(config.load_profile(profile).get("device", "auto"))
-    tracker = MetricTracker(profile, n=s["n"], ref_n=s["ref_n"], metrics=s["metrics"], seed=s["seed"],
-                            kid_subsets=s["kid_subsets"], extractor_device=str(dev) if dev.type == "cuda" else None,
-                            cpu_threads=s["cpu_threads"])
+    dev = pick_device(prof.device)
+    tracker = MetricTracker.from_profile(prof, n=s["n"], ref_n=s["ref_n"], metrics=s["metrics"], seed=s["seed"],
+                                         kid_subsets=s["kid_subsets"], cpu_threads=s["cpu_threads"],
+                                         extractor_device=str(dev) if dev.type == "cuda" else None)
     return [(tracker, every)]
 
 

@@ -11,7 +11,7 @@ import torch
 from scipy import stats
 
 from _toy import tiny_cfg, tiny_data
-from ganreport import train
+from ganreport import config, train
 from ganreport.train import tracking
 from ganreport.errors import ConfigError
 from ganreport.metrics import compute
@@ -19,7 +19,6 @@ from ganreport.metrics.features import ClassifierExtractor, extract
 from ganreport.models import build, count_params
 from ganreport.models.classifier import SmallCNN
 from ganreport.studies import critic as E
-from ganreport.studies.critic import capacity
 from ganreport.studies.verdict_text import _fmt
 
 SMALL = {"dcgan": dict(g_width=4, d_width=4, z_dim=8), "wgan_gp": dict(g_width=4, d_width=4, z_dim=8, n_critic=2)}
@@ -127,17 +126,15 @@ def test_read_tracking_after_resume(tmp_path, extractor, real):
 
 
 def test_tracking_callbacks_from_profile():
-    cbs = tracking.tracking_callbacks("smoke", "wgan_gp")
-    s = tracking.tracking_settings("smoke")
+    cbs = tracking.tracking_callbacks(config.resolve("smoke"), "wgan_gp")
+    s = tracking.tracking_settings(config.resolve("smoke"))
     assert len(cbs) == 1 and isinstance(cbs[0][0], tracking.MetricTracker)
-    from ganreport import config
-
-    steps = config.load_profile("smoke")["steps"]["wgan_gp"]
+    steps = config.resolve("smoke").steps["wgan_gp"]
     assert cbs[0][1] == (s["every"] or math.ceil(steps / s["points"]))
     assert cbs[0][0].n == s["n"] and cbs[0][0].ref_n == s["ref_n"]
-    assert tracking.tracking_callbacks("smoke", "dcgan") == []
-    assert tracking.tracking_callbacks("smoke", "wgan_gp", settings={"enabled": False}) == []
-    assert tracking.tracking_callbacks("smoke", "wgan_gp", steps=100, settings={"every": 7})[0][1] == 7
+    assert tracking.tracking_callbacks(config.resolve("smoke"), "dcgan") == []
+    assert tracking.tracking_callbacks(config.resolve("smoke"), "wgan_gp", settings={"enabled": False}) == []
+    assert tracking.tracking_callbacks(config.resolve("smoke"), "wgan_gp", steps=100, settings={"every": 7})[0][1] == 7
     assert tracking.tracking_every(10, points=3) == 4
     with pytest.raises(ConfigError):
         tracking.tracking_every(10)
@@ -180,28 +177,28 @@ def test_capacity_grid_and_lime_across_critics(tmp_path, monkeypatch, extractor,
         made.append(t)
         return t
 
-    monkeypatch.setattr(capacity, "MetricTracker", fake_tracker)  # the name capacity_grid looks up
+    monkeypatch.setattr(tracking.MetricTracker, "from_profile", staticmethod(lambda prof, **kw: fake_tracker(**kw)))
     over = dict(g_widths=[4], d_ratios=[0.5, 1.0], z_dim=8, steps=2, batch_size=4, n_critic=1, n_eval=16, lr=1e-3)
-    grid = E.capacity_grid("smoke", over, progress=False, root=tmp_path)
+    grid = E.capacity_grid(config.resolve("smoke"), over, progress=False, root=tmp_path)
     assert list(grid["ratio_requested"]) == [0.5, 1.0]
     assert (abs(grid["ratio"] / grid["ratio_requested"] - 1) < 0.15).all()
     assert (grid["total_flops"] == grid["flops_per_step"] * 2).all() and grid["fid"].notna().all()
     assert grid["total_flops"].iloc[1] > grid["total_flops"].iloc[0]  # the larger critic costs more
     path = tmp_path / "smoke" / "experiments" / "capacity_grid.csv"
     stamp = path.stat().st_mtime_ns
-    again = E.capacity_grid("smoke", over, progress=False, root=tmp_path)  # reused from disk
+    again = E.capacity_grid(config.resolve("smoke"), over, progress=False, root=tmp_path)  # reused from disk
     assert path.stat().st_mtime_ns == stamp
     pd.testing.assert_frame_equal(again, pd.read_csv(path))
 
     lime_over = dict(n_images=2, samples=12, segments=6)
-    res = E.lime_across_critics("smoke", grid, lime_over, progress=False, root=tmp_path)
+    res = E.lime_across_critics(config.resolve("smoke"), grid, lime_over, progress=False, root=tmp_path)
     n = len(grid)
     assert res.jaccard.shape == (n, n) and np.allclose(np.diag(res.jaccard.to_numpy(float)), 1.0)
     assert np.allclose(res.jaccard.to_numpy(float), res.jaccard.to_numpy(float).T)
     assert set(res.maps) == set(grid["cell"]) and res.maps[grid["cell"][0]].shape == (2, 28, 28)
     assert ((res.summary["concentration"] > 0) & (res.summary["concentration"] <= 1)).all()
     assert 0 < res.chance < 1
-    back = E.lime_across_critics("smoke", grid, lime_over, progress=False, root=tmp_path)
+    back = E.lime_across_critics(config.resolve("smoke"), grid, lime_over, progress=False, root=tmp_path)
     pd.testing.assert_frame_equal(back.summary, res.summary)
     assert torch.allclose(back.maps[grid["cell"][1]], res.maps[grid["cell"][1]])
     assert isinstance(E.verdict_lime(res), str)
@@ -213,13 +210,13 @@ def test_capacity_grid_and_lime_across_critics(tmp_path, monkeypatch, extractor,
 
 
 def test_settings_reject_unknown_keys():
-    s = E.settings("smoke")
+    s = E.settings(config.resolve("smoke"))
     assert set(s) == {"tracking", "grid", "lime"}
     with pytest.raises(ConfigError, match="unknown experiments.grid"):
-        E.settings("smoke", {"grid": {"widths": [1]}})
-    off = E.capacity_grid("smoke", {"enabled": False})  # disabled: nothing trained, empty results
+        E.settings(config.resolve("smoke"), {"grid": {"widths": [1]}})
+    off = E.capacity_grid(config.resolve("smoke"), {"enabled": False})  # disabled: nothing trained, empty results
     assert off.empty and E.verdict_capacity(off).startswith("Inconclusive")
-    res = E.lime_across_critics("smoke", off, {"enabled": False})
+    res = E.lime_across_critics(config.resolve("smoke"), off, {"enabled": False})
     assert res.summary.empty and E.verdict_lime(res).startswith("Inconclusive")
 
 
@@ -351,6 +348,6 @@ def test_plot_tracking_shares_x_axis():
 
 def test_profiles_have_experiments_block():
     for p in ("smoke", "quick", "full"):
-        s = E.settings(p)
+        s = E.settings(config.resolve(p))
         assert s["tracking"]["enabled"] in (True, False)
         json.dumps(s)

@@ -312,7 +312,7 @@ def test_settings_validation():
         ddm.resolve_settings({"ais": {"sigmas": [0.1, 0.0]}})
     with pytest.raises(ConfigError, match="exceeds steps"):
         ddm.resolve_settings({"steps": 5, "every": 10})
-    blocks = [config.load_profile(p)["ddm_study"] for p in config.PROFILES]
+    blocks = [config.profile_params(p)["ddm_study"] for p in config.PROFILES]
     for b in blocks:
         ddm.resolve_settings(b)
         assert b.keys() == blocks[0].keys()
@@ -325,13 +325,13 @@ def test_settings_validation():
 # ----------------------------------------------------------------------------- end to end (smoke profile)
 def test_run_ddm_study_smoke(tmp_path, monkeypatch):
     monkeypatch.setattr(config, "RUNS_DIR", tmp_path / "runs")
-    res = ddm.run_ddm_study("smoke", progress=False)
+    res = ddm.run_ddm_study(config.resolve("smoke"), progress=False)
     out = tmp_path / "runs" / "smoke" / "ddm_study"
     for f in ("classifiers.json", "over_training.json", "ais.json", "agreement.json", "missing_modes.json",
               "corruptions.json", "summary.json"):
         assert (out / f).is_file(), f
     ot = res["over_training"]
-    st = ddm.settings("smoke")
+    st = ddm.settings(config.resolve("smoke"))
     steps = set(range(st["every"], st["steps"] + 1, st["every"]))
     for m in st["models"]:
         assert set(ot.loc[ot["model"] == m, "step"]) == steps
@@ -349,7 +349,7 @@ def test_run_ddm_study_smoke(tmp_path, monkeypatch):
         import matplotlib.pyplot as plt
 
         plt.close(fig)
-    again = ddm.run_ddm_study("smoke", progress=False)  # everything is on disk now
+    again = ddm.run_ddm_study(config.resolve("smoke"), progress=False)  # everything is on disk now
     assert again["seconds"]["over_training"] < res["seconds"]["over_training"]
     pd.testing.assert_frame_equal(again["missing_modes"], res["missing_modes"])
     loaded = ddm.load_ddm_study("smoke")

@@ -45,9 +45,9 @@ def test_experiments_end_to_end(tmp_cache, tmp_path, monkeypatch):
     }))
     monkeypatch.setattr(config, "PROFILES_DIR", prof_dir)
     with pytest.raises(Exception, match="train the model first"):
-        modnet.fooling("tiny")
-    train.train_model("modnet", "mnist", profile="tiny", progress=False)
-    res = modnet.fooling("tiny")
+        modnet.fooling(config.resolve("tiny"))
+    train.train_model("modnet", "mnist", config.resolve("tiny"), progress=False)
+    res = modnet.fooling(config.resolve("tiny"))
     k = 10
     assert res.modified.shape == (k, k, 1, 1, 28, 28) and res.l2.shape == (k, k, 1)
     tab = modnet.fooling_table("tiny")
@@ -57,19 +57,19 @@ def test_experiments_end_to_end(tmp_cache, tmp_path, monkeypatch):
     assert {r["metric"] for r in rows} >= {"fool_rate", "fool_close_rate", "change_l1", "change_l2", "change_ssim"}
     for fig in (modnet.plot_fooling_grid(res), modnet.plot_fooling_matrix(res)):
         plt.close(fig)
-    df = modnet.lambda_tradeoff("tiny", progress=False)
+    df = modnet.lambda_tradeoff(config.resolve("tiny"), progress=False)
     assert list(df["lambda"]) == [1.0, 10.0] and df["fool_rate_frozen"].between(0, 1).all()
-    df2 = modnet.lambda_tradeoff("tiny", progress=False)  # resumed: same numbers
+    df2 = modnet.lambda_tradeoff(config.resolve("tiny"), progress=False)  # resumed: same numbers
     assert df2.drop(columns="seconds").equals(df.drop(columns="seconds"))
     plt.close(modnet.plot_tradeoff(df))
     with pytest.warns(UserWarning, match="no DCGAN baseline"):
-        aug = modnet.augmentation_experiment("tiny", progress=False)
+        aug = modnet.augmentation_experiment(config.resolve("tiny"), progress=False)
     assert len(aug) == 2 * 2 and set(aug["method"]) == {"real", "real + modnet"}
     assert set(aug.loc[aug["method"] == "real + modnet", "n_generated"]) == {30}
     table = modnet.augmentation_table("tiny")
     assert table.shape == (1, 2) and "±" in table.iloc[0, 0]
     plt.close(modnet.plot_augmentation(aug))
-    mem = modnet.memorization_check("tiny")
+    mem = modnet.memorization_check(config.resolve("tiny"))
     assert mem.summary.shape[0] == 5 and mem.indices.shape[1] == 2
     # an untrained-looking ModNet (3 steps from the identity) keeps its sources as nearest neighbours
     assert mem.summary.iloc[0]["value"] > 0.9
@@ -89,4 +89,4 @@ def test_unknown_modnet_setting(tmp_path, tmp_cache, monkeypatch):
     (tmp_path / "bad.yaml").write_text("profile: bad\nmodnet: {n_per_pairs: 3}\n")
     monkeypatch.setattr(config, "PROFILES_DIR", tmp_path)
     with pytest.raises(ConfigError, match=r"unknown key modnet.n_per_pairs \(did you mean n_per_pair\?\)"):
-        modnet.settings("bad")
+        config.resolve("bad")

@@ -12,6 +12,7 @@ step (:func:`train_step_flops`), the grid itself (:func:`capacity_grid`, cached 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -24,12 +25,13 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from ... import config, io
+from ... import io
 from ... import data as data_mod
 from ...errors import ConfigError
 from ...metrics.base import torch_threads
 from ...models import MODELS, count_params, resolve_kwargs
 from ...models.flops import model_costs
+from ...settings import Profile
 from ...train import Trainer, TrainConfig, pick_device
 from ...train.tracking import DIRECTIONS, UNITS, MetricTracker, read_tracking, tracking_every
 from ..verdict_text import AGREE, DISAGREE, INCONCLUSIVE, _fmt
@@ -162,7 +164,7 @@ def train_step_flops(model: str, data: Any, batch_size: int, probe_batch: int | 
             "critic_share": crit / (crit + gen) if crit + gen else float("nan")}
 
 
-def capacity_grid(profile: str, overrides: dict[str, Any] | None = None, progress: bool = True, force: bool = False,
+def capacity_grid(prof: Profile, overrides: dict[str, Any] | None = None, progress: bool = True, force: bool = False,
                   root: Path | None = None) -> pd.DataFrame:
     """Train the generator-width × critic-size grid (same step budget per cell) and score each cell.
 
@@ -180,12 +182,12 @@ def capacity_grid(profile: str, overrides: dict[str, Any] | None = None, progres
     ``experiments/capacity_grid.csv`` and reused while the settings match (``force`` recomputes).
     An empty frame when ``experiments.grid.enabled`` is false.
     """
-    prof = config.load_profile(profile)
-    s = settings(profile, {"grid": overrides or {}})["grid"]
+    profile = prof.profile
+    s = settings(prof, {"grid": overrides or {}})["grid"]
     if not s["enabled"]:
         return pd.DataFrame()
-    dataset, data_seed = prof.get("dataset", "mnist"), int(prof.get("data_seed", 0))
-    quant = dict(prof.get("quantitative") or {})
+    dataset, data_seed = prof.dataset, prof.data_seed
+    quant = dataclasses.asdict(prof.quantitative)
     key = _key({"grid": s, "dataset": dataset, "data_seed": data_seed, "quantitative": quant, "version": 2})
     out_dir = experiments_dir(profile, root)
     path = out_dir / "capacity_grid.csv"
@@ -196,21 +198,21 @@ def capacity_grid(profile: str, overrides: dict[str, Any] | None = None, progres
     model = s["model"]
     common = dict(z_dim=int(s["z_dim"]), n_critic=int(s["n_critic"]))
     plan = grid_plan(s["g_widths"], s["d_ratios"], shape, model, **common)
-    device = pick_device(prof.get("device", "auto"))
-    tracker = MetricTracker(profile, n=int(s["n_eval"]), ref_n=0, seed=int(s["seed"]), fid_boot=20,
-                            extractor_device=str(device) if device.type == "cuda" else None)
+    device = pick_device(prof.device)
+    tracker = MetricTracker.from_profile(prof, n=int(s["n_eval"]), ref_n=0, seed=int(s["seed"]), fid_boot=20,
+                                         extractor_device=str(device) if device.type == "cuda" else None)
     threads = s["cpu_threads"] if device.type == "cpu" else None
     rows = []
     bar = tqdm(list(plan.itertuples(index=False)), desc="capacity grid", disable=not progress, ncols=100, mininterval=2.0)
     with torch_threads(threads):
         for cell in bar:
-            rows.append(_grid_cell(profile, s, cell, out_dir, train_data, tracker, device, quant, dataset, force, bar))
+            rows.append(_grid_cell(prof, s, cell, out_dir, train_data, tracker, device, quant, dataset, force, bar))
     df = pd.DataFrame(rows)
     _write_frame(path, df, key, {"settings": s, "dataset": dataset})
     return df
 
 
-def _grid_cell(profile: str, s: dict[str, Any], cell: Any, out_dir: Path, train_data: Any, tracker: MetricTracker,
+def _grid_cell(prof: Profile, s: dict[str, Any], cell: Any, out_dir: Path, train_data: Any, tracker: MetricTracker,
                device: torch.device, quant: dict[str, Any], dataset: str, force: bool, bar: Any) -> dict[str, Any]:
     """Train (or resume) one grid cell, score it, count its FLOPs; cached in ``<cell>/cell.json``."""
     model, shape = s["model"], tuple(train_data.shape)
@@ -233,8 +235,8 @@ def _grid_cell(profile: str, s: dict[str, Any], cell: Any, out_dir: Path, train_
                       grid_every=steps, keep_last=1, n_grid=16, seed=int(s["seed"]), device=str(device))
     trainer = Trainer(model, train_data, cell_dir, cfg, resume=True, **kw)
     if s["track_points"]:
-        trainer.add_callback(MetricTracker(profile, n=int(s["n_eval"]), ref_n=0, seed=int(s["seed"]),
-                                           metrics=("fid", "kid", "critic")),
+        trainer.add_callback(MetricTracker.from_profile(prof, n=int(s["n_eval"]), ref_n=0, seed=int(s["seed"]),
+                                                        metrics=("fid", "kid", "critic")),
                              tracking_every(steps, int(s["track_points"])))
     t0 = time.perf_counter()
     res = trainer.fit(progress=False)

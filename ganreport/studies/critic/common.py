@@ -25,12 +25,12 @@ DEFAULT_LIME: dict[str, Any] = settings_mod.defaults(settings_mod.Lime)
 DEFAULTS: dict[str, dict[str, Any]] = {"tracking": DEFAULT_TRACKING, "grid": DEFAULT_GRID, "lime": DEFAULT_LIME}
 
 
-def settings(profile: str, overrides: dict[str, dict[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
-    """The profile's ``experiments`` block (``tracking``, ``grid``, ``lime``) over the defaults.
+def settings(prof: settings_mod.Profile, overrides: dict[str, dict[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
+    """The resolved profile's ``experiments`` block (``tracking``, ``grid``, ``lime``) over the defaults.
 
     ``overrides`` (``{"grid": {"steps": 50}}``) replace single keys; unknown keys are an error.
     """
-    block = dict(config.load_profile(profile).get("experiments") or {})
+    block = settings_mod.as_dict(prof.experiments)
     out: dict[str, dict[str, Any]] = {}
     for name, default in DEFAULTS.items():
         given = {**dict(block.get(name) or {}), **dict((overrides or {}).get(name) or {})}

@@ -22,12 +22,13 @@ import torch
 from scipy import stats
 from tqdm import tqdm
 
-from ... import config, io
+from ... import io
 from ... import data as data_mod
 from ...interpret import save_arrays
 from ...interpret.lime import feature_masks, lime
 from ...interpret.measures import concentration
 from ...metrics.base import torch_threads
+from ...settings import Profile
 from ...train import load_discriminator
 from ..verdict_text import AGREE, DISAGREE, INCONCLUSIVE, WEAK_RHO, _fmt, _rho
 from .capacity import capacity_grid
@@ -98,7 +99,7 @@ def stroke_share(maps: torch.Tensor, images: torch.Tensor, threshold: float = 0.
     return share.numpy(), area.numpy()
 
 
-def lime_across_critics(profile: str, grid: pd.DataFrame | None = None, overrides: dict[str, Any] | None = None,
+def lime_across_critics(prof: Profile, grid: pd.DataFrame | None = None, overrides: dict[str, Any] | None = None,
                         progress: bool = True, force: bool = False, root: Path | None = None) -> LimeAcross:
     """LIME (:func:`ganreport.interpret.lime.lime`) of every capacity-grid critic on the same
     ``n_images`` real test images, with the same SLIC superpixels and the same seeded perturbations,
@@ -116,10 +117,10 @@ def lime_across_critics(profile: str, grid: pd.DataFrame | None = None, override
     the settings and the grid match. Empty (no critics) when ``experiments.lime.enabled`` is false or
     the grid is empty.
     """
-    prof = config.load_profile(profile)
-    s = settings(profile, {"lime": overrides or {}})["lime"]
+    profile = prof.profile
+    s = settings(prof, {"lime": overrides or {}})["lime"]
     if grid is None and s["enabled"]:
-        grid = capacity_grid(profile, progress=progress, root=root)
+        grid = capacity_grid(prof, progress=progress, root=root)
     if not s["enabled"] or grid is None or grid.empty:
         empty = pd.DataFrame()
         return LimeAcross(empty, empty, empty, float("nan"), torch.zeros(0, 1, 1, 1), torch.zeros(0, 1, 1, dtype=torch.long),
@@ -141,7 +142,7 @@ def lime_across_critics(profile: str, grid: pd.DataFrame | None = None, override
         return LimeAcross(summary, jac, rho, float(meta["chance"]), torch.from_numpy(arrays["images"]),
                           torch.from_numpy(arrays["masks"]), {n: torch.from_numpy(arrays["maps"][i]) for i, n in enumerate(names)},
                           float(s["top"]))
-    test = data_mod.load(prof.get("dataset", "mnist"), "test", seed=int(prof.get("data_seed", 0)))
+    test = data_mod.load(prof.dataset, "test", seed=prof.data_seed)
     g = torch.Generator().manual_seed(int(s["seed"]))
     idx = torch.randperm(len(test), generator=g)[:int(s["n_images"])]
     x = test.images[idx].float()

@@ -23,15 +23,15 @@ from scipy import stats
 
 from ... import config
 from ...errors import DataError
+from ...settings import Profile
 from ...train.tracking import CRITIC_KEYS, DIRECTIONS, PROXY_KEYS, UNITS, read_tracking
 from ..verdict_text import AGREE, DISAGREE, INCONCLUSIVE, TRACK_RHO, WEAK_RHO, _fmt, _rho
 
-def tracking_frame(profile: str, model: str = "wgan_gp", dataset: str | None = None,
+def tracking_frame(prof: Profile, model: str = "wgan_gp", dataset: str | None = None,
                    model_dir: str | Path | None = None, root: Path | None = None) -> pd.DataFrame:
     """What the tracker wrote during training of ``model`` (``read_tracking`` of its model folder)."""
     if model_dir is None:
-        dataset = dataset or config.load_profile(profile).get("dataset", "mnist")
-        model_dir = config.model_dir(profile, model, dataset, root)
+        model_dir = config.model_dir(prof.profile, model, dataset or prof.dataset, root)
     return read_tracking(model_dir)
 
 

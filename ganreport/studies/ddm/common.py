@@ -46,9 +46,9 @@ UNITS = {"gaussian": "σ ([0, 1] intensity)", "uniform": "σ ([0, 1] intensity, 
          "blur": "σ (pixels)"}
 
 
-def settings(profile: str) -> dict[str, Any]:
-    """The ``ddm_study`` block of ``profiles/<profile>.yaml`` over :data:`STUDY_DEFAULTS`."""
-    block = config.load_profile(profile).get("ddm_study") or {}
+def settings(prof: settings_mod.Profile) -> dict[str, Any]:
+    """The resolved profile's ``ddm_study`` block, checked by :func:`resolve_settings`."""
+    block = settings_mod.as_dict(prof.ddm_study)
     return resolve_settings(block)
 
 

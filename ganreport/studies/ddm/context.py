@@ -12,12 +12,12 @@ from typing import Any
 
 import torch
 
-from ... import config
 from ...errors import ConfigError
 from ...metrics import compute
 from ...metrics.base import torch_threads
 from ...metrics.features import ClassifierExtractor, classifier as main_classifier, extract, pool_hypercolumns
 from ...metrics.likelihood import PCA, fit_pca, parzen_score
+from ...settings import Profile
 from .common import settings, single_thread, study_dir
 from .networks import _net_name, train_embedding_net
 
@@ -93,18 +93,18 @@ class Study:
 
 
 @single_thread
-def prepare(profile: str, st: dict[str, Any] | None = None, progress: bool = True) -> Study:
+def prepare(prof: Profile, st: dict[str, Any] | None = None, progress: bool = True) -> Study:
     """Load/train the embedding networks and the real data the experiments share."""
     from ... import data as data_mod
 
     t0 = time.perf_counter()
-    st = st or settings(profile)
-    prof = config.load_profile(profile)
-    ds, dseed = st["dataset"], int(prof.get("data_seed", 0))
-    qkw = dict((prof.get("quantitative") or {}).get("classifier_kw") or {})
+    profile = prof.profile
+    st = st or settings(prof)
+    ds, dseed = st["dataset"], prof.data_seed
+    qkw = dict(prof.quantitative.classifier_kw)
     from ...train import pick_device
 
-    dev = pick_device(prof.get("device", "auto"))
+    dev = pick_device(prof.device)
     main = main_classifier(ds, data_seed=dseed, progress=progress, device=str(dev), **qkw)
     nets = {f"smallcnn-w{main.meta['settings']['width']}-s{main.meta['seed']}": main}
     info = [dict(name=next(iter(nets)), arch="smallcnn", seed=main.meta["seed"], width=main.meta["settings"]["width"],

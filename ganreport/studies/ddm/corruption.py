@@ -12,12 +12,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ... import config
 from ...errors import ConfigError
 from ...metrics import compute
 from ...metrics.base import torch_threads
 from ...metrics.features import extract
 from ...metrics.validate import gaussian_blur
+from ...settings import Profile
 from .common import _f, _frame, _load_cached, _save, LN2, single_thread, UNITS
 from .context import prepare, Study
 
@@ -40,13 +40,13 @@ def corrupt(images: torch.Tensor, kind: str, sigma: float, seed: int = 0) -> tor
 
 
 @single_thread
-def corruptions(st: dict[str, Any], profile: str, study: Study | None = None, progress: bool = True):
+def corruptions(st: dict[str, Any], prof: Profile, study: Study | None = None, progress: bool = True):
     """DDM (main classifier's logits, against the test set) of ``n`` held-out real images (the
     validation split) corrupted at each level. Writes ``corruptions.json``; columns
     ``corruption, sigma, ddm, ci_low, ci_high, delta_nats, delta_bits`` (change from clean)."""
     from ... import data as data_mod
 
-    study = study or prepare(profile, st, progress)
+    study = study or prepare(prof, st, progress)
     c = st["corruptions"]
     key = dict(c=c, scores=study.key())
     path = study.out / "corruptions.json"
@@ -54,8 +54,7 @@ def corruptions(st: dict[str, Any], profile: str, study: Study | None = None, pr
     if cached is not None:
         return _frame(cached)
     t0 = time.perf_counter()
-    prof = config.load_profile(profile)
-    val = data_mod.load(st["dataset"], "val", seed=int(prof.get("data_seed", 0)))
+    val = data_mod.load(st["dataset"], "val", seed=prof.data_seed)
     g = torch.Generator().manual_seed(int(st["seed"]) + 2)
     imgs = val.images[torch.randperm(len(val), generator=g)[:min(int(c["n"]), len(val))]]
     main = study.nets[study.main]

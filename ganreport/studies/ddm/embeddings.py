@@ -11,17 +11,18 @@ from collections.abc import Sequence
 from typing import Any
 
 from ... import io
+from ...settings import Profile
 from .common import _clean, _f, _frame, _save, single_thread
 from .context import prepare, Study
 from .training import _ax_models, final_values, ordering, over_training
 
 
 @single_thread
-def classifiers(st: dict[str, Any], profile: str, study: Study | None = None, progress: bool = True):
+def classifiers(st: dict[str, Any], prof: Profile, study: Study | None = None, progress: bool = True):
     """The embedding networks and their held-out test accuracy (thesis §3.4.4: all ≥ 98 %).
     Writes ``classifiers.json``; columns ``name, arch, seed, width, epochs, test_accuracy,
     train_seconds, role``."""
-    study = study or prepare(profile, st, progress)
+    study = study or prepare(prof, st, progress)
     rows = [{k: v for k, v in r.items() if k != "settings"} for r in study.net_info]
     _save(study.out / "classifiers.json", study.key(), rows, study.timings.get("train_classifiers", 0.0))
     return _frame(rows)
@@ -76,11 +77,11 @@ def embedding_agreement(df, features: Sequence[str]):
 
 
 @single_thread
-def agreement(st: dict[str, Any], profile: str, df=None, study: Study | None = None, progress: bool = True):
+def agreement(st: dict[str, Any], prof: Profile, df=None, study: Study | None = None, progress: bool = True):
     """Both agreement tables (§3.4.3 embeddings; §3.4.4 embedding networks) from the over-training
     scores; writes ``agreement.json``. Returns ``{"embeddings": DataFrame, "networks": DataFrame}``."""
-    study = study or prepare(profile, st, progress)
-    df = df if df is not None else over_training(st, profile, study, progress)
+    study = study or prepare(prof, st, progress)
+    df = df if df is not None else over_training(st, prof, study, progress)
     emb = embedding_agreement(df, ["logits", "prelogits", "hypercolumns"])
     nets = embedding_agreement(df, [f"{n}.logits" for n in study.nets])
     io.write_json(study.out / "agreement.json", _clean({"embeddings": emb.to_dict("records"),

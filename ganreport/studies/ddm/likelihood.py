@@ -10,19 +10,20 @@ import time
 from typing import Any
 
 from ...metrics.likelihood import ais_log_likelihood, gan_decoder
+from ...settings import Profile
 from .common import _f, _frame, _load_cached, _names, _save, LABELS, single_thread
 from .context import prepare, Study
 from .training import _ax_models, _model_dir, _train_key, final_values, ordering, tracking_tau
 
 
 @single_thread
-def ais(st: dict[str, Any], profile: str, study: Study | None = None, progress: bool = True):
+def ais(st: dict[str, Any], prof: Profile, study: Study | None = None, progress: bool = True):
     """AIS log-likelihood (nats per image, pixels in [0, 1]) of ``n_images`` test images under each
     final generator of :func:`over_training`, for every σ of ``ais.sigmas``. Writes ``ais.json``;
     columns ``model, sigma, mean, std, se, min, max, accept, step_size, n_images``."""
     from ...train import load_generator
 
-    study = study or prepare(profile, st, progress)
+    study = study or prepare(prof, st, progress)
     a = st["ais"]
     key = dict(ais=a, train={m: _train_key(st, m, study) for m in st["models"]})
     path = study.out / "ais.json"

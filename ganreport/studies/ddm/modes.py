@@ -12,23 +12,23 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from ... import config
 from ...errors import DataError
 from ...metrics import compute
 from ...metrics.base import torch_threads
 from ...metrics.features import real_features
 from ...metrics.validate import replicate
+from ...settings import Profile
 from .common import _f, _frame, _load_cached, _save, single_thread
 from .context import prepare, Study
 
 
 @single_thread
-def missing_modes(st: dict[str, Any], profile: str, study: Study | None = None, progress: bool = True):
+def missing_modes(st: dict[str, Any], prof: Profile, study: Study | None = None, progress: bool = True):
     """Sets of ``set_size`` training images made of ``n`` distinct ones (``n`` in ``n_list``) replicated,
     ``repeats`` seeded draws each, scored against the test set with IS (logits), DDM (logits),
     FID and KID (pre-logits). Writes ``missing_modes.json``; columns ``n, repeat, replication,
     metric, value``. Summaries: :func:`modes_summary`, :func:`saturation`."""
-    study = study or prepare(profile, st, progress)
+    study = study or prepare(prof, st, progress)
     mm = st["missing_modes"]
     key = dict(mm={k: v for k, v in mm.items() if k != "tol"}, scores=study.key())  # tol only affects the analysis
     path = study.out / "missing_modes.json"
@@ -36,9 +36,8 @@ def missing_modes(st: dict[str, Any], profile: str, study: Study | None = None, 
     if cached is not None:
         return _frame(cached)
     t0 = time.perf_counter()
-    prof = config.load_profile(profile)
     main = study.nets[study.main]
-    pool = real_features(main, st["dataset"], "train", int(prof.get("data_seed", 0)))
+    pool = real_features(main, st["dataset"], "train", prof.data_seed)
     size = min(int(mm["set_size"]), len(pool["logits"]))
     ns = [int(n) for n in mm["n_list"] if int(n) <= len(pool["logits"])]
     if not ns:

@@ -12,6 +12,7 @@ from typing import Any
 
 from ... import io
 from ...errors import DataError
+from ...settings import Profile
 from .common import _clean, settings, single_thread, study_dir
 from .context import prepare
 from .corruption import corruption_slopes, corruptions, verdict_corruptions
@@ -37,7 +38,7 @@ def verdicts(res: dict[str, Any]) -> dict[str, str]:
 
 
 @single_thread
-def run_ddm_study(profile: str, progress: bool = True) -> dict[str, Any]:
+def run_ddm_study(prof: Profile, progress: bool = True) -> dict[str, Any]:
     """Run (or load from ``runs/<profile>/ddm_study/``) every experiment of the study for a profile.
 
     Returns ``{"settings", "classifiers", "over_training", "ais", "agreement" ({"embeddings",
@@ -46,8 +47,8 @@ def run_ddm_study(profile: str, progress: bool = True) -> dict[str, Any]:
     saturation points, AIS spread, slopes and timings.
     """
     t0 = time.perf_counter()
-    st = settings(profile)
-    study = prepare(profile, st, progress)
+    st = settings(prof)
+    study = prepare(prof, st, progress)
     secs: dict[str, float] = {"prepare": study.timings["prepare"], "train_classifiers": study.timings["train_classifiers"]}
     res: dict[str, Any] = {"settings": st}
 
@@ -57,12 +58,12 @@ def run_ddm_study(profile: str, progress: bool = True) -> dict[str, Any]:
         secs[name] = time.perf_counter() - t
         return out
 
-    res["classifiers"] = timed("classifiers", classifiers, st, profile, study, progress)
-    res["over_training"] = timed("over_training", over_training, st, profile, study, progress)
-    res["ais"] = timed("ais", ais, st, profile, study, progress)
-    res["agreement"] = timed("agreement", agreement, st, profile, res["over_training"], study, progress)
-    res["missing_modes"] = timed("missing_modes", missing_modes, st, profile, study, progress)
-    res["corruptions"] = timed("corruptions", corruptions, st, profile, study, progress)
+    res["classifiers"] = timed("classifiers", classifiers, st, prof, study, progress)
+    res["over_training"] = timed("over_training", over_training, st, prof, study, progress)
+    res["ais"] = timed("ais", ais, st, prof, study, progress)
+    res["agreement"] = timed("agreement", agreement, st, prof, res["over_training"], study, progress)
+    res["missing_modes"] = timed("missing_modes", missing_modes, st, prof, study, progress)
+    res["corruptions"] = timed("corruptions", corruptions, st, prof, study, progress)
     res["verdicts"] = verdicts(res)
     secs["total"] = time.perf_counter() - t0
     res["seconds"] = secs

@@ -14,7 +14,8 @@ from typing import Any
 
 import torch
 
-from ... import config, io
+from ... import io
+from ...settings import Profile
 from .common import _f, _frame, _join, _key, _load_cached, _names, _save, LABELS, single_thread, THESIS_ORDER
 from .context import prepare, Study
 
@@ -50,7 +51,7 @@ def _model_dir(study: Study, model: str) -> Path:
 
 
 @single_thread
-def over_training(st: dict[str, Any], profile: str, study: Study | None = None, progress: bool = True):
+def over_training(st: dict[str, Any], prof: Profile, study: Study | None = None, progress: bool = True):
     """Train the ``models`` (DCGAN and its weakened / small variants) with a :class:`DDMCallback`
     every ``every`` steps and the real-train-vs-test baseline. Writes ``over_training.json``;
     tidy columns ``model, step, metric, feature, value, ci_low, ci_high[, bandwidth]``; the
@@ -58,15 +59,14 @@ def over_training(st: dict[str, Any], profile: str, study: Study | None = None, 
     from ... import data as data_mod
     from ...train import train_model
 
-    study = study or prepare(profile, st, progress)
+    study = study or prepare(prof, st, progress)
     key = dict(models=list(st["models"]), train={m: _train_key(st, m, study) for m in st["models"]})
     path = study.out / "over_training.json"
     cached = _load_cached(path, key)
     if cached is not None:
         return _frame(cached)
     t0 = time.perf_counter()
-    prof = config.load_profile(profile)
-    dseed = int(prof.get("data_seed", 0))
+    dseed = prof.data_seed
     train = data_mod.load(st["dataset"], "train", seed=dseed)
     g = torch.Generator().manual_seed(int(st["seed"]) + 1)
     real = train.images[torch.randperm(len(train), generator=g)[:min(int(st["n_eval"]), len(train))]]
@@ -83,7 +83,7 @@ def over_training(st: dict[str, Any], profile: str, study: Study | None = None, 
         complete = summary.is_file() and json.loads(summary.read_text()).get("steps") == steps and \
             {r["step"] for r in done} >= set(range(every, steps + 1, every))
         if not complete:
-            train_model(model, st["dataset"], profile=profile, out_dir=mdir, seed=int(st["seed"]), steps=steps,
+            train_model(model, st["dataset"], prof, out_dir=mdir, seed=int(st["seed"]), steps=steps,
                         batch_size=int(st["batch_size"]), ckpt_every=steps, log_every=every, grid_every=steps,
                         data_seed=dseed, progress=progress,
                         callbacks=[(DDMCallback(study, model, int(st["n_eval"]), int(st["seed"])), every)],

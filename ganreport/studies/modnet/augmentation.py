@@ -16,6 +16,7 @@ from ... import config, data as data_mod, io, train
 from ...errors import CheckpointError, ConfigError
 from ...metrics.base import torch_threads
 from ...metrics.features import accuracy
+from ...settings import Profile
 from .common import _modify, _probs, frozen_classifier, load_modnet, out_dir, settings
 
 
@@ -89,7 +90,7 @@ def train_eval_classifier(images: torch.Tensor, labels: torch.Tensor, test_image
         return accuracy(model.eval(), test_images, test_labels)
 
 
-def augmentation_experiment(profile: str, sizes: list[int] | None = None, seeds: list[int] | None = None,
+def augmentation_experiment(prof: Profile, sizes: list[int] | None = None, seeds: list[int] | None = None,
                             progress: bool = True) -> pd.DataFrame:
     """Test accuracy of a small classifier trained on ``n`` real training images (``aug_sizes``),
     without and with generated images (thesis §2.5.4, second experiment; Fig. 2.7):
@@ -105,10 +106,11 @@ def augmentation_experiment(profile: str, sizes: list[int] | None = None, seeds:
     ModNet, its frozen classifier and DCGAN were trained on the full labelled training split, so
     the generated images carry information from more than ``n`` images. Writes ``augmentation.csv``.
     """
-    s = settings(profile)
+    profile = prof.profile
+    s = settings(prof)
     sizes = [int(v) for v in (sizes if sizes is not None else s["aug_sizes"])]
     seeds = [int(v) for v in (seeds if seeds is not None else s["aug_seeds"])]
-    G, meta = load_modnet(profile)
+    G, meta = load_modnet(prof)
     data_seed = int(meta.get("data_seed") or 0)
     tr = data_mod.load(meta["dataset"], "train", seed=data_seed)
     test = data_mod.load(meta["dataset"], "test", seed=data_seed)

@@ -42,19 +42,12 @@ MODNET_DEFAULTS: dict[str, Any] = settings_mod.defaults(settings_mod.ModNetStudy
 
 
 # ---------------------------------------------------------------------------- settings and loading
-def settings(profile: str) -> dict[str, Any]:
-    """:data:`MODNET_DEFAULTS` updated with the profile's ``modnet:`` block, plus ``dataset``,
+def settings(prof: settings_mod.Profile) -> dict[str, Any]:
+    """The resolved profile's ``modnet:`` block (over :data:`MODNET_DEFAULTS`), plus ``dataset``,
     ``data_seed``, ``seed``, ``batch_size`` and ``device`` of the profile."""
-    prof = config.load_profile(profile)
-    block = dict(prof.get("modnet") or {})
-    unknown = set(block) - set(MODNET_DEFAULTS)
-    if unknown:
-        raise ConfigError(f"unknown modnet setting(s) {sorted(unknown)} in profile {profile!r}; "
-                          f"valid: {', '.join(sorted(MODNET_DEFAULTS))}")
-    s = {**MODNET_DEFAULTS, **block}
-    s.update(dataset=prof.get("dataset", "mnist"), data_seed=int(prof.get("data_seed", 0)),
-             seed=int(prof.get("seed", 0)), batch_size=int(prof.get("batch_size", 64)),
-             device=prof.get("device", "auto"))
+    s = settings_mod.as_dict(prof.modnet)
+    s.update(dataset=prof.dataset, data_seed=prof.data_seed, seed=prof.seed, batch_size=prof.batch_size,
+             device=prof.device)
     return s
 
 
@@ -63,20 +56,20 @@ def out_dir(profile: str) -> Path:
     return config.results_dir(profile, "modnet")
 
 
-def load_modnet(profile: str, dataset: str | None = None) -> tuple[ModNetGenerator, dict[str, Any]]:
-    """The trained ModNet generator of ``profile`` (eval mode, test split attached as sample source)."""
-    dataset = dataset or settings(profile)["dataset"]
+def load_modnet(prof: settings_mod.Profile, dataset: str | None = None) -> tuple[ModNetGenerator, dict[str, Any]]:
+    """The trained ModNet generator of the profile (eval mode, test split attached as sample source)."""
+    profile, dataset = prof.profile, dataset or prof.dataset
     G, meta = train.load_generator(config.model_dir(profile, MODEL, dataset))
     if not isinstance(G, ModNetGenerator):
         raise CheckpointError(f"the checkpoint in {config.model_dir(profile, MODEL, dataset)} is not a modnet")
     return G, meta
 
 
-def samples(profile: str, n: int, seed: int = 0, dataset: str | None = None) -> torch.Tensor:
+def samples(prof: settings_mod.Profile, n: int, seed: int = 0, dataset: str | None = None) -> torch.Tensor:
     """``n`` "samples" of the trained ModNet: modified **test** images with random target classes
     (targets ≠ true labels), drawn from ``seed`` — what notebooks 02/03 use as its generated images
     (``train.load_generator`` + ``train.sample`` give the same images)."""
-    G, _ = load_modnet(profile, dataset)
+    G, _ = load_modnet(prof, dataset)
     return train.sample(G, n, seed=seed)
 
 
@@ -93,9 +86,9 @@ def frozen_classifier(meta: dict[str, Any]):
     return ext
 
 
-def transfer_classifier(profile: str, meta: dict[str, Any]):
+def transfer_classifier(prof: settings_mod.Profile, meta: dict[str, Any]):
     """The second classifier (``transfer_classifier`` settings: another seed/width), trained once and cached."""
-    tc = dict(settings(profile)["transfer_classifier"])
+    tc = dict(prof.modnet.transfer_classifier)
     seed = int(tc.pop("seed", 1))
     if seed == int(meta["frozen_classifier"]["seed"]) and all(
             meta["frozen_classifier"]["settings"].get(k) == v for k, v in tc.items()):

@@ -15,6 +15,7 @@ from ... import data as data_mod, io, results
 from ...errors import CheckpointError, ConfigError
 from ...interpret import save_arrays
 from ...metrics.base import bootstrap_mean_ci
+from ...settings import Profile
 from .common import (MODEL, _modify, _probs, change_stats, frozen_classifier, load_modnet, out_dir, settings,
                      transfer_classifier)
 
@@ -110,7 +111,7 @@ class FoolingResult:
         return out
 
 
-def fooling(profile: str, n_per_pair: int | None = None, seed: int | None = None, record: bool = True) -> FoolingResult:
+def fooling(prof: Profile, n_per_pair: int | None = None, seed: int | None = None, record: bool = True) -> FoolingResult:
     """Modify ``n_per_pair`` test images of every class towards every class; score with the frozen
     and the transfer classifier.
 
@@ -118,13 +119,14 @@ def fooling(profile: str, n_per_pair: int | None = None, seed: int | None = None
     ``fooling_pairs.csv`` under :func:`out_dir`, and (``record``) rows of section ``modnet`` to
     ``metrics.jsonl``: ``fool_rate`` / ``fool_close_rate`` per classifier, ``change_l1/l2/ssim``.
     """
-    s = settings(profile)
+    profile = prof.profile
+    s = settings(prof)
     n = int(n_per_pair or s["n_per_pair"])
     seed = s["seed"] if seed is None else int(seed)
     t0 = time.perf_counter()
-    G, meta = load_modnet(profile)
+    G, meta = load_modnet(prof)
     test = data_mod.load(meta["dataset"], "test", seed=int(meta.get("data_seed") or 0))
-    clfs = {"frozen": frozen_classifier(meta), "transfer": transfer_classifier(profile, meta)}
+    clfs = {"frozen": frozen_classifier(meta), "transfer": transfer_classifier(prof, meta)}
     k = G.num_classes
     g = torch.Generator().manual_seed(seed)
     idx = []

@@ -11,6 +11,7 @@ import torch
 from ... import data as data_mod, io
 from ...interpret.neighbours import nearest_neighbours
 from ...models.modnet import random_targets
+from ...settings import Profile
 from .common import _modify, load_modnet, out_dir, settings
 
 
@@ -30,7 +31,7 @@ class MemorizationResult:
     labels: list[str]
 
 
-def memorization_check(profile: str, n: int | None = None, progress: bool = False) -> MemorizationResult:
+def memorization_check(prof: Profile, n: int | None = None, progress: bool = False) -> MemorizationResult:
     """Does ModNet retrieve training images of the target class? (thesis §2.5.5)
 
     - modified **training** images (random targets ≠ label): the share whose nearest training image
@@ -41,9 +42,10 @@ def memorization_check(profile: str, n: int | None = None, progress: bool = Fals
 
     Writes ``memorization.csv``.
     """
-    s = settings(profile)
+    profile = prof.profile
+    s = settings(prof)
     n = int(n or s["n_memorization"])
-    G, meta = load_modnet(profile)
+    G, meta = load_modnet(prof)
     data_seed = int(meta.get("data_seed") or 0)
     tr = data_mod.load(meta["dataset"], "train", seed=data_seed)
     test = data_mod.load(meta["dataset"], "test", seed=data_seed)

@@ -16,6 +16,7 @@ from ... import config, data as data_mod, io, train
 from ...errors import CheckpointError
 from ...models.modnet import ModNetGenerator, random_targets
 from ...train.checkpoints import _read_model_checkpoint, _strip
+from ...settings import Profile
 from .common import MODEL, _modify, _probs, change_stats, frozen_classifier, out_dir, settings, transfer_classifier
 
 
@@ -33,7 +34,7 @@ def _score(G: ModNetGenerator, x: torch.Tensor, y: torch.Tensor, t: torch.Tensor
     return out
 
 
-def lambda_tradeoff(profile: str, lambdas: list[float] | None = None, steps: int | None = None,
+def lambda_tradeoff(prof: Profile, lambdas: list[float] | None = None, steps: int | None = None,
                     progress: bool = True) -> pd.DataFrame:
     """The L1 weight λ trades class change against closeness (thesis eq. 2.7, §2.2).
 
@@ -43,7 +44,8 @@ def lambda_tradeoff(profile: str, lambdas: list[float] | None = None, steps: int
     images with random targets: fooling rate (frozen, transfer), fooled-and-close rate, L1, L2,
     SSIM. Writes ``tradeoff.csv``; returns one row per λ.
     """
-    s = settings(profile)
+    profile = prof.profile
+    s = settings(prof)
     lambdas = [float(v) for v in (lambdas if lambdas is not None else s["lambdas"])]
     steps = int(steps or s["tradeoff_steps"])
     base_dir = config.model_dir(profile, MODEL, s["dataset"])
@@ -54,7 +56,7 @@ def lambda_tradeoff(profile: str, lambdas: list[float] | None = None, steps: int
     data_seed = int(meta.get("data_seed") or 0)
     train_data = data_mod.load(meta["dataset"], "train", seed=data_seed)
     test = data_mod.load(meta["dataset"], "test", seed=data_seed)
-    clfs = {"frozen": frozen_classifier(meta), "transfer": transfer_classifier(profile, meta)}
+    clfs = {"frozen": frozen_classifier(meta), "transfer": transfer_classifier(prof, meta)}
     g = torch.Generator().manual_seed(s["seed"] + 17)
     n = min(int(s["tradeoff_n"]), len(test))
     idx = torch.randperm(len(test), generator=g)[:n]
