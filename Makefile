@@ -24,6 +24,7 @@ test: $(STAMP)  ## unit tests + notebooks under nbval (smoke profile)
 	$(PY) -m pytest tests -q -p no:cacheprovider
 	$(PY) -m pytest -q -p no:cacheprovider --nbval-lax --nbval-kernel-name ganreport \
 	  --nbval-sanitize-with tests/nbval_sanitize.cfg notebooks/
+	GANREPORT_REQUIRE_SMOKE_RUN=1 $(PY) -m pytest -q -p no:cacheprovider tests/test_notebook_stages.py  # 04 on nbval's smoke run
 
 test-unit: $(STAMP)  ## unit tests only
 	$(PY) -m pytest tests -q -p no:cacheprovider

@@ -13,7 +13,7 @@ from scipy import stats
 from _toy import tiny_cfg, tiny_data
 from ganreport import config, train
 from ganreport.train import tracking
-from ganreport.errors import ConfigError
+from ganreport.errors import ConfigError, DataError
 from ganreport.metrics import compute
 from ganreport.metrics.features import ClassifierExtractor, extract
 from ganreport.models import build, count_params
@@ -201,6 +201,14 @@ def test_capacity_grid_and_lime_across_critics(tmp_path, monkeypatch, extractor,
     back = E.lime_across_critics(config.resolve("smoke"), grid, lime_over, progress=False, root=tmp_path)
     pd.testing.assert_frame_equal(back.summary, res.summary)
     assert torch.allclose(back.maps[grid["cell"][1]], res.maps[grid["cell"][1]])
+    # notebook 04's readers: the same results from disk, nothing computed; a clear error when absent
+    smoke = config.resolve("smoke")
+    pd.testing.assert_frame_equal(E.load_capacity_grid(smoke, root=tmp_path), pd.read_csv(path))
+    read = E.load_lime_across_critics(smoke, root=tmp_path)
+    pd.testing.assert_frame_equal(read.summary, res.summary)
+    assert torch.equal(read.maps[grid["cell"][0]], back.maps[grid["cell"][0]]) and read.chance == res.chance
+    with pytest.raises(DataError, match="run notebook 02"):
+        E.load_capacity_grid(smoke, root=tmp_path / "elsewhere")
     assert isinstance(E.verdict_lime(res), str)
     for fig in (E.plot_capacity_grid(grid), E.plot_lime_across_critics(res)):
         assert fig.axes

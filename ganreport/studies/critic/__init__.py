@@ -26,10 +26,10 @@ names below are the study's API, as notebooks 02 and 04 call it (``critic.capaci
 """
 
 from .capacity import (FID_TOL, HALF_BAND, capacity_efficiency, capacity_grid, critic_params, critic_width_for_ratio,
-                       generator_params, grid_plan, grid_tracking, plot_capacity_grid, train_step_flops,
-                       verdict_capacity)
-from .lime_critics import (LimeAcross, chance_jaccard, lime_across_critics, plot_lime_across_critics, stroke_share,
-                           superpixel_weights, top_jaccard, verdict_lime)
+                       generator_params, grid_plan, grid_tracking, load_capacity_grid, plot_capacity_grid,
+                       train_step_flops, verdict_capacity)
+from .lime_critics import (LimeAcross, chance_jaccard, lime_across_critics, load_lime_across_critics,
+                           plot_lime_across_critics, stroke_share, superpixel_weights, top_jaccard, verdict_lime)
 from .common import DEFAULT_GRID, DEFAULT_LIME, DEFAULTS, experiments_dir, settings
 from .tracking import (critic_offset_summary, plot_tracking, tracking_correlations, tracking_frame, verdict_offset,
                        verdict_tracking)
@@ -39,7 +39,8 @@ __all__ = [
     "tracking_frame", "tracking_correlations", "critic_offset_summary", "plot_tracking", "verdict_tracking",
     "verdict_offset",
     "generator_params", "critic_params", "critic_width_for_ratio", "grid_plan", "train_step_flops", "capacity_grid",
-    "grid_tracking", "plot_capacity_grid", "capacity_efficiency", "verdict_capacity", "FID_TOL", "HALF_BAND",
+    "grid_tracking", "load_capacity_grid", "plot_capacity_grid", "capacity_efficiency", "verdict_capacity", "FID_TOL", "HALF_BAND",
     "LimeAcross", "superpixel_weights", "top_jaccard", "chance_jaccard", "stroke_share", "lime_across_critics",
+    "load_lime_across_critics",
     "plot_lime_across_critics", "verdict_lime",
 ]

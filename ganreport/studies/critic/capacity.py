@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from ... import io
 from ... import data as data_mod
-from ...errors import ConfigError
+from ...errors import ConfigError, DataError
 from ...metrics.base import torch_threads
 from ...models import MODELS, count_params, resolve_kwargs
 from ...models.flops import model_costs
@@ -210,6 +210,18 @@ def capacity_grid(prof: Profile, overrides: dict[str, Any] | None = None, progre
     df = pd.DataFrame(rows)
     _write_frame(path, df, key, {"settings": s, "dataset": dataset})
     return df
+
+
+def load_capacity_grid(prof: Profile, root: Path | None = None) -> pd.DataFrame:
+    """What :func:`capacity_grid` wrote for ``prof`` (notebook 04: reads, never trains). Empty when
+    ``experiments.grid`` is disabled; a :class:`DataError` saying what to run when nothing is on disk."""
+    if not settings(prof)["grid"]["enabled"]:
+        return pd.DataFrame()
+    path = experiments_dir(prof.profile, root) / "capacity_grid.csv"
+    if not path.is_file():
+        raise DataError(f"no capacity grid in {path.parent}; run notebook 02 (critic.capacity_grid) for profile "
+                        f"{prof.profile!r} first")
+    return pd.read_csv(path)
 
 
 def _grid_cell(prof: Profile, s: dict[str, Any], cell: Any, out_dir: Path, train_data: Any, tracker: MetricTracker,

@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from ... import io
 from ... import data as data_mod
+from ...errors import DataError
 from ...interpret import save_arrays
 from ...interpret.lime import feature_masks, lime
 from ...interpret.measures import concentration
@@ -31,7 +32,7 @@ from ...metrics.base import torch_threads
 from ...settings import Profile
 from ...train import load_discriminator
 from ..verdict_text import AGREE, DISAGREE, INCONCLUSIVE, WEAK_RHO, _fmt, _rho
-from .capacity import capacity_grid
+from .capacity import capacity_grid, load_capacity_grid
 from .common import _cached, _key, _write_frame, experiments_dir, settings
 
 @dataclass
@@ -132,16 +133,7 @@ def lime_across_critics(prof: Profile, grid: pd.DataFrame | None = None, overrid
                 "fid": grid["fid"].round(6).tolist() if "fid" in grid else None, "version": 1})
     npz = out_dir / "lime_across_critics.npz"
     if not force and _cached(path, key) and npz.is_file():
-        with np.load(npz) as z:
-            arrays = {k: z[k] for k in z.files}
-        summary = pd.read_csv(path)
-        names = list(summary["cell"])
-        jac = pd.read_csv(out_dir / "lime_overlap_jaccard.csv", index_col=0)
-        rho = pd.read_csv(out_dir / "lime_overlap_spearman.csv", index_col=0)
-        meta = json.loads(path.with_suffix(".json").read_text())
-        return LimeAcross(summary, jac, rho, float(meta["chance"]), torch.from_numpy(arrays["images"]),
-                          torch.from_numpy(arrays["masks"]), {n: torch.from_numpy(arrays["maps"][i]) for i, n in enumerate(names)},
-                          float(s["top"]))
+        return _read(out_dir, float(s["top"]))
     test = data_mod.load(prof.dataset, "test", seed=prof.data_seed)
     g = torch.Generator().manual_seed(int(s["seed"]))
     idx = torch.randperm(len(test), generator=g)[:int(s["n_images"])]
@@ -183,6 +175,38 @@ def lime_across_critics(prof: Profile, grid: pd.DataFrame | None = None, overrid
     save_arrays(npz, images=x, masks=masks, maps=torch.stack([maps[n] for n in names]))
     _write_frame(path, summary, key, {"settings": s, "chance": chance})
     return LimeAcross(summary, jac, rho, chance, x, masks, maps, float(s["top"]))
+
+
+def _read(out_dir: Path, top: float) -> LimeAcross:
+    """The :class:`LimeAcross` that :func:`lime_across_critics` wrote into ``out_dir``."""
+    path = out_dir / "lime_across_critics.csv"
+    with np.load(out_dir / "lime_across_critics.npz") as z:
+        arrays = {k: z[k] for k in z.files}
+    summary = pd.read_csv(path)
+    names = list(summary["cell"])
+    jac = pd.read_csv(out_dir / "lime_overlap_jaccard.csv", index_col=0)
+    rho = pd.read_csv(out_dir / "lime_overlap_spearman.csv", index_col=0)
+    meta = json.loads(path.with_suffix(".json").read_text())
+    return LimeAcross(summary, jac, rho, float(meta["chance"]), torch.from_numpy(arrays["images"]),
+                      torch.from_numpy(arrays["masks"]), {n: torch.from_numpy(arrays["maps"][i]) for i, n in enumerate(names)},
+                      top)
+
+
+def load_lime_across_critics(prof: Profile, root: Path | None = None) -> LimeAcross:
+    """What :func:`lime_across_critics` wrote for ``prof`` (notebook 04: reads, never computes).
+
+    Empty when ``experiments.lime`` is disabled or the capacity grid is empty (nothing to explain); a
+    :class:`DataError` saying what to run when results should exist but are not on disk."""
+    s = settings(prof)["lime"]
+    out_dir = experiments_dir(prof.profile, root)
+    if not s["enabled"] or load_capacity_grid(prof, root).empty:  # nothing was explained
+        empty = pd.DataFrame()
+        return LimeAcross(empty, empty, empty, float("nan"), torch.zeros(0, 1, 1, 1), torch.zeros(0, 1, 1, dtype=torch.long),
+                          {}, float(s["top"]))
+    if not (out_dir / "lime_across_critics.npz").is_file():
+        raise DataError(f"no LIME-across-critics results in {out_dir}; run notebook 02 "
+                        f"(critic.lime_across_critics) for profile {prof.profile!r} first")
+    return _read(out_dir, float(s["top"]))
 
 
 def plot_lime_across_critics(res: LimeAcross, max_images: int = 4):
