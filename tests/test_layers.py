@@ -20,7 +20,7 @@ PKG = Path(__file__).resolve().parents[1] / "ganreport"
 #: layer of each top-level name under ``ganreport`` (a sub-package's modules share its layer)
 LAYERS: dict[str, int] = {
     "": 0, "errors": 0, "config": 0, "settings": 0, "io": 0, "registry": 0, "results": 0, "distributed": 0,
-    "viz": 0, "fit": 0, "stats": 0,
+    "viz": 0, "fit": 0, "stats": 0, "stages": 0,
     "data": 1,
     "models": 2, "losses": 2,
     "metrics": 3,

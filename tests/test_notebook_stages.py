@@ -16,7 +16,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from ganreport import config
+from ganreport import config, stages
 
 #: functions that train a network (a GAN, a classifier, a fine-tune)
 TRAINING = {"train_model", "Trainer", "capacity_grid", "run_ddm_study", "over_training", "lambda_tradeoff",
@@ -60,6 +60,25 @@ def test_the_static_check_sees_training():
     assert "train_model" in called_names("01_train")
 
 
+@pytest.mark.parametrize("name", list(stages.NOTEBOOK_STAGES))
+def test_first_cell_after_parameters_states_reads_and_writes(name):
+    nb = nbformat.read(config.NOTEBOOKS_DIR / f"{name}.ipynb", as_version=4)
+    i = next(i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", []))
+    assert f'stages.describe("{name}", prof)' in nb.cells[i + 1].source
+
+
+def test_describe_follows_the_profile():
+    smoke = config.resolve("smoke")
+    f = stages.files("04_comparison", smoke)
+    assert f["writes"] == ["runs/smoke/figures/04_*.png"] or all("04_" in w for w in f["writes"])
+    assert any(r.endswith("metrics.jsonl") for r in f["reads"])
+    text = stages.describe("01_train", smoke)
+    assert all(m in text for m in smoke.models) and "shapes/dcgan/checkpoints" in text
+    assert "also trains" in stages.describe("02_quantitative", smoke)
+    with pytest.raises(Exception, match="unknown notebook"):
+        stages.files("05_nope", smoke)
+
+
 GUARD = '''
 import torch
 import ganreport.train.trainer as _trainer
@@ -91,3 +110,5 @@ def test_notebook_04_runs_without_training_or_writing_checkpoints():
                    resources={"metadata": {"path": str(config.NOTEBOOKS_DIR)}}).execute()
     after = {p: p.stat().st_mtime_ns for p in Path(config.RUNS_DIR).rglob("*.safetensors")}
     assert after == before, "notebook 04 wrote or changed checkpoints"
+    for path in stages.files("04_comparison", config.resolve("smoke"))["reads"]:  # what its first cell promises
+        assert (config.PROJ_ROOT / path).exists(), f"notebook 04 says it reads {path}, which is not there"
