@@ -3,21 +3,10 @@
 Method (Bau et al. 2019 "GAN Dissection: Visualizing and Understanding Generative Adversarial
 Networks", §2; thresholds as in Bau et al. 2017 "Network Dissection", §2.2):
 
-1. **Dissection.** For unit ``u`` of layer ``l`` with activation map ``r_u(z)`` (``h × w``), the
-   threshold ``t_u`` is the unit's top quantile over every spatial position of every sample,
-   ``P(r_u > t_u) = q`` (default ``q = 1 %``). The map is upsampled bilinearly to the image size,
-   ``r↑_u``, and thresholded, ``M_u = [r↑_u ≥ t_u]``. With the segmentation ``s_c`` of concept ``c``
-   in the generated image ``G(z)``, the dataset-level intersection over union is
-
-       IoU(u, c) = Σ_z |M_u(z) ∧ s_c(z)| / Σ_z |M_u(z) ∨ s_c(z)|.
-
-   A unit is *interpretable* when ``max_c IoU(u, c) > 0.05``. Two passes over the same seeded
-   latents: pass 1 feeds every activation to a streaming quantile sketch (:class:`QuantileSketch`,
-   fixed memory), pass 2 accumulates the intersections and areas. Memory is O(units × bins +
-   units × concepts), independent of the number of samples — the original GANDissect tool stored
-   activations and ran out of memory (research 002, §4.2).
-   (Units whose threshold equals their minimum, e.g. ReLU units that are 0 on > 99 % of positions,
-   use ``r↑_u > t_u`` instead, so "always off" never becomes "covers the whole image".)
+1. **Dissection** (:mod:`.iou`, formula there). Unit × concept IoU of the thresholded, upsampled
+   activation with the concept's segmentation over many seeded samples; a unit is *interpretable*
+   when its best IoU exceeds 0.05. Two passes with a streaming quantile sketch keep memory
+   independent of the number of samples (research 002, §4.2).
 2. **Interventions** (Bau et al. 2019, §2.2). At positions ``P`` of layer ``l`` and for a unit set
    ``U`` with coefficients ``α_u ∈ [0, 1]`` (1 for hard interventions):
    ``r'_{u,P} = (1 − α_u) r_{u,P} + α_u k_u`` — ablation ``k_u = 0``, insertion ``k_u`` = a high

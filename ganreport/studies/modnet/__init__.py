@@ -1,8 +1,12 @@
-"""ModNet experiments (seed 004, chapter 2, §2.5): fooling examples, transfer, the λ trade-off,
-data augmentation and memorisation — one call per notebook cell.
+"""ModNet experiments (seed 004, chapter 2, §2.5, ``../shared/research/004_*``): fooling examples,
+transfer, the λ trade-off, data augmentation and memorisation — one call per notebook cell. Each
+file answers one question of the thesis: can a small delta fool a classifier, and does it transfer
+to another one (:mod:`.fooling_examples`)? how does the L1 weight trade class change against
+closeness (:mod:`.tradeoff`)? do generated images help a classifier trained on few real ones
+(:mod:`.augmentation`)? does ModNet copy training images (:mod:`.memorization`)?
 
 The model itself is :mod:`ganreport.models.modnet` (trained like every architecture with
-``train.train_model("modnet", "mnist", profile=...)``). Everything here reads the trained
+``train.train_model("modnet", "mnist", prof)``). Everything here reads the trained
 checkpoint of a profile, writes its results atomically under ``config.run_dir(profile)/modnet/``
 and returns a DataFrame or a small result object; the ``plot_*`` functions return figures.
 
