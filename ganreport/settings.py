@@ -313,15 +313,26 @@ def _type_name(tp: Any) -> str:
             Any: "any value"}.get(tp, getattr(tp, "__name__", str(tp)))
 
 
+def range_text(lo: float | None = None, hi: float | None = None, lo_open: bool = False, hi_open: bool = False) -> str:
+    """``">= 1"``, ``"> 0 and < 1"``...: an allowed range as the error lines word it ("" when unbounded)."""
+    parts = []
+    if lo is not None:
+        parts.append(f"{'>' if lo_open else '>='} {lo:g}")
+    if hi is not None:
+        parts.append(f"{'<' if hi_open else '<='} {hi:g}")
+    return " and ".join(parts)
+
+
+def did_you_mean(key: str, valid: Any) -> str:
+    """``" (did you mean x?)"`` for the closest of ``valid`` to ``key``, or ``""``."""
+    close = difflib.get_close_matches(key, list(valid), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
 def _range_text(meta: dict) -> str:
     if meta.get("choices"):
         return "one of " + ", ".join("null" if c is None else str(c) for c in meta["choices"])
-    parts = []
-    if meta.get("lo") is not None:
-        parts.append(f"{'>' if meta['lo_open'] else '>='} {meta['lo']:g}")
-    if meta.get("hi") is not None:
-        parts.append(f"{'<' if meta['hi_open'] else '<='} {meta['hi']:g}")
-    return " and ".join(parts)
+    return range_text(meta.get("lo"), meta.get("hi"), bool(meta.get("lo_open")), bool(meta.get("hi_open")))
 
 
 def _type_ok(v: Any, tp: Any) -> bool:
@@ -366,10 +377,8 @@ def _in_range(v: Any, meta: dict) -> bool:
 
 
 def _unknown(key: str, where: str, valid: list[str], source: str) -> ConfigError:
-    close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
-    hint = f" (did you mean {close[0]}?)" if close else ""
     name = f"{where}.{key}" if where else key
-    return ConfigError(f"{source}: unknown key {name}{hint}; valid: {', '.join(valid)}")
+    return ConfigError(f"{source}: unknown key {name}{did_you_mean(key, valid)}; valid: {', '.join(valid)}")
 
 
 def _build(cls: type, given: Any, where: str, source: str) -> Any:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import math
 import numbers
 
@@ -16,6 +15,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..registry import Registry
+from ..settings import did_you_mean, range_text
 
 
 class Generator(nn.Module):
@@ -97,9 +97,8 @@ def resolve_kwargs(name: str, **kw: Any) -> dict[str, Any]:
         if v is None:
             continue
         if k not in valid:
-            close = difflib.get_close_matches(k, sorted(valid), n=1, cutoff=0.6)
-            hint = f" (did you mean {close[0]}?)" if close else ""
-            raise ConfigError(f"model {name!r} has no parameter {k!r}{hint}; valid: {', '.join(sorted(valid))}")
+            raise ConfigError(f"model {name!r} has no parameter {k!r}{did_you_mean(k, sorted(valid))}; "
+                              f"valid: {', '.join(sorted(valid))}")
         check_param(name, k, v, spec.defaults.get(k))
         params[k] = v
     return params
@@ -126,8 +125,7 @@ def check_param(model: str, key: str, v: Any, default: Any = None) -> None:
         return ConfigError(f"model {model!r}: {key} = {v!r}: must be {what}")
 
     lo, hi, lo_open, hi_open = PARAM_RANGES.get(key, (None, None, False, False))
-    rng = " and ".join(x for x in (f"{'>' if lo_open else '>='} {lo:g}" if lo is not None else "",
-                                   f"{'<' if hi_open else '<='} {hi:g}" if hi is not None else "") if x)
+    rng = range_text(lo, hi, lo_open, hi_open)
     if key in _INT_KEYS or (isinstance(default, int) and not isinstance(default, bool)):
         if isinstance(v, bool) or not isinstance(v, numbers.Integral):
             raise bad(f"an integer {rng}".rstrip())
