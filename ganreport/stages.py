@@ -2,8 +2,10 @@
 parameters shows :func:`describe`, so a reader sees a notebook's cost and files before running it.
 
 The lists are built from :mod:`ganreport.config`'s paths and the :class:`~ganreport.settings.Profile`
-(models, dataset, enabled studies), not typed into the notebooks. ``TRAINS`` says which notebooks
-still train something outside notebook 01 (issue #33 moves that training into 01).
+(models, dataset, enabled studies), not typed into the notebooks. Every network is trained by notebook
+01 (the main and ``shapes`` models, the feature and transfer classifiers, the capacity grid, the DDM
+study's networks and DCGAN variants, the ModNet fine-tunes and augmentation classifiers); 02 and 03
+load and score; 04 reads result files (``tests/test_notebook_stages.py`` checks all three).
 """
 
 from __future__ import annotations
@@ -16,12 +18,6 @@ from .settings import Profile
 
 NOTEBOOK_STAGES = {"01_train": "trains", "02_quantitative": "scores", "03_qualitative": "scores",
                    "04_comparison": "only reads"}
-#: training that still happens outside notebook 01, per notebook (shown so the cost is visible)
-TRAINS = {
-    "02_quantitative": ("the capacity grid of seed 001 (experiments.grid, when enabled)",
-                        "the DDM study's DCGAN variants and embedding networks (ddm_study)"),
-    "03_qualitative": ("ModNet fine-tunes of the λ trade-off and the augmentation study's LeNet-5 classifiers (modnet)",),
-}
 
 
 def _rel(path: Path) -> str:
@@ -42,19 +38,23 @@ def files(notebook: str, prof: Profile) -> dict[str, list[str]]:
     metrics = run / "metrics.jsonl"
     figures = run / "figures"
     exp, grid, lime = run / "experiments", prof.experiments.grid.enabled, prof.experiments.lime.enabled
+    tuned, aug = run / "modnet" / "tradeoff", run / "modnet" / "augmentation"
     if notebook == "01_train":
         reads = [f"the {prof.dataset} and {prof.dissection.dataset} training splits"]
         writes = [*(m / "checkpoints" for m in models), *(m / "checkpoints" for m in shapes),
-                  cache / "classifier", cache / "segmenter", figures / "01_*.png"]
+                  cache / "classifier", cache / "segmenter", *([exp / "grid"] if grid else []),
+                  run / "ddm_study" / "train", cache / "ddm_study_classifiers", tuned, aug, figures / "01_*.png"]
     elif notebook == "02_quantitative":
-        reads = [*(m / "checkpoints" for m in models), cache / "classifier", cache / "features"]
-        writes = [metrics, *([exp / "capacity_grid.csv", exp / "grid"] if grid else []),
-                  *([exp / "lime_across_critics.csv"] if lime and grid else []), run / "ddm_study",
-                  cache / "ddm_study_classifiers", run / "02_validation_*.csv", figures / "02_*.png"]
+        reads = [*(m / "checkpoints" for m in models), cache / "classifier", cache / "features",
+                 *([exp / "grid"] if grid else []), run / "ddm_study" / "train", cache / "ddm_study_classifiers"]
+        writes = [metrics, *([exp / "capacity_grid.csv"] if grid else []),
+                  *([exp / "lime_across_critics.csv"] if lime and grid else []), run / "ddm_study" / "*.json",
+                  run / "02_validation_*.csv", figures / "02_*.png"]
     elif notebook == "03_qualitative":
-        reads = [*(m / "checkpoints" for m in models), *(m / "checkpoints" for m in shapes), cache / "segmenter"]
+        reads = [*(m / "checkpoints" for m in models), *(m / "checkpoints" for m in shapes), cache / "classifier",
+                 cache / "segmenter", tuned, aug]
         writes = [metrics, run / "qualitative" / "03_*.png", run / "qualitative" / "*.npz",
-                  run / "qualitative" / "dissection", run / "modnet"]
+                  run / "qualitative" / "dissection", run / "modnet" / "*.csv", run / "modnet" / "*.npz"]
     else:
         reads = [metrics, *([exp / "capacity_grid.csv"] if grid else []),
                  *([exp / "lime_across_critics.csv"] if lime and grid else []), run / "ddm_study" / "summary.json",
@@ -65,11 +65,9 @@ def files(notebook: str, prof: Profile) -> dict[str, list[str]]:
 
 
 def describe(notebook: str, prof: Profile) -> str:
-    """Markdown for the notebook's first cell: its stage, what it reads and writes, what it trains."""
+    """Markdown for the notebook's first cell: its stage and what it reads and writes."""
     f = files(notebook, prof)
     lines = [f"**This notebook {NOTEBOOK_STAGES[notebook]}** (profile `{prof.profile}`, models "
              f"{', '.join(prof.models)}).", "", "- reads: " + ", ".join(f"`{x}`" for x in f["reads"]),
              "- writes: " + ", ".join(f"`{x}`" for x in f["writes"])]
-    if notebook in TRAINS:
-        lines.append("- also trains (to move into notebook 01): " + "; ".join(TRAINS[notebook]))
     return "\n".join(lines)

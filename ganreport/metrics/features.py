@@ -255,11 +255,14 @@ def train_classifier(dataset: str = "mnist", data_seed: int = 0, seed: int = 0, 
 @EXTRACTORS.register("classifier")
 def classifier(dataset: str = "mnist", data_seed: int = 0, seed: int = 0, split: str = "train",
                cache_dir: str | Path | None = None, device: str = "cpu", progress: bool = True,
-               retrain: bool = False, data_kw: dict[str, Any] | None = None, **settings: Any) -> ClassifierExtractor:
+               retrain: bool = False, data_kw: dict[str, Any] | None = None, train_if_missing: bool = True,
+               **settings: Any) -> ClassifierExtractor:
     """The trained classifier of ``dataset`` from the cache, training it first when absent.
 
     Cached as ``<cache_dir>/classifier/<dataset>_<hash>.safetensors`` (+ ``.json``), where the hash
-    covers dataset, split, data seed, seed, settings and a hash of the training images.
+    covers dataset, split, data seed, seed, settings and a hash of the training images. With
+    ``train_if_missing=False`` (the scoring notebooks) a missing or unreadable cache entry is a
+    :class:`DataError` that names notebook 01 instead of a silent training run.
     """
 
     s = {**CLASSIFIER_DEFAULTS, **settings}
@@ -279,6 +282,9 @@ def classifier(dataset: str = "mnist", data_seed: int = 0, seed: int = 0, split:
             return ClassifierExtractor(model.eval(), meta, device)
         except (CheckpointError, RuntimeError, KeyError):
             pass  # corrupt or incompatible cache entry: retrain and overwrite it
+    if not train_if_missing:
+        raise DataError(f"no trained {dataset} classifier (seed {seed}) in {path.parent}; run notebook 01, which "
+                        "trains it, first")
     model, meta = train_classifier(dataset, data_seed, seed, split, progress=progress, data_kw=data_kw, **settings)
     meta["cache_key"] = key
     io.save_checkpoint(path, model.state_dict(), meta)

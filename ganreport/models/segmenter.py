@@ -277,7 +277,8 @@ def load_segmenter(cfg: SegmenterConfig | None = None, cache_dir: str | Path | N
     path = segmenter_path(cfg, cache_dir)
     if not path.is_file() or not io.meta_path(path).is_file():
         if not train_if_missing:
-            raise CheckpointError(f"no cached segmenter at {path}; call load_segmenter(train_if_missing=True)")
+            raise CheckpointError(f"no cached segmenter at {path}; run notebook 01, which trains it "
+                                  "(or call load_segmenter(train_if_missing=True))")
         seg, meta = train_segmenter(cfg, progress=progress)
         io.save_checkpoint(path, seg.state_dict(), meta)
         return seg

@@ -179,7 +179,16 @@ def test_capacity_grid_and_lime_across_critics(tmp_path, monkeypatch, extractor,
 
     monkeypatch.setattr(tracking.MetricTracker, "from_profile", staticmethod(lambda prof, **kw: fake_tracker(**kw)))
     over = dict(g_widths=[4], d_ratios=[0.5, 1.0], z_dim=8, steps=2, batch_size=4, n_critic=1, n_eval=16, lr=1e-3)
+    with pytest.raises(DataError, match="run notebook 01"):  # scoring never trains: the cells must exist
+        E.capacity_grid(config.resolve("smoke"), over, progress=False, root=tmp_path)
+    trained = E.train_capacity_grid(config.resolve("smoke"), over, progress=False, root=tmp_path)
+    assert len(trained) == 2 and (trained["flops_per_step"] > 0).all()
+    ckpts = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*.safetensors")}
+    again_trained = E.train_capacity_grid(config.resolve("smoke"), over, progress=False, root=tmp_path)
+    pd.testing.assert_frame_equal(again_trained, trained)  # a finished cell is not retrained
     grid = E.capacity_grid(config.resolve("smoke"), over, progress=False, root=tmp_path)
+    assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*.safetensors")} == ckpts  # scoring wrote no checkpoint
+    assert list(grid["train_s"]) == list(trained["train_s"])
     assert list(grid["ratio_requested"]) == [0.5, 1.0]
     assert (abs(grid["ratio"] / grid["ratio_requested"] - 1) < 0.15).all()
     assert (grid["total_flops"] == grid["flops_per_step"] * 2).all() and grid["fid"].notna().all()
@@ -207,7 +216,7 @@ def test_capacity_grid_and_lime_across_critics(tmp_path, monkeypatch, extractor,
     read = E.load_lime_across_critics(smoke, root=tmp_path)
     pd.testing.assert_frame_equal(read.summary, res.summary)
     assert torch.equal(read.maps[grid["cell"][0]], back.maps[grid["cell"][0]]) and read.chance == res.chance
-    with pytest.raises(DataError, match="run notebook 02"):
+    with pytest.raises(DataError, match="02 \\(critic.capacity_grid\\)"):
         E.load_capacity_grid(smoke, root=tmp_path / "elsewhere")
     assert isinstance(E.verdict_lime(res), str)
     for fig in (E.plot_capacity_grid(grid), E.plot_lime_across_critics(res)):
@@ -223,6 +232,7 @@ def test_settings_reject_unknown_keys():
     with pytest.raises(ConfigError, match="unknown experiments.grid"):
         E.settings(config.resolve("smoke"), {"grid": {"widths": [1]}})
     off = E.capacity_grid(config.resolve("smoke"), {"enabled": False})  # disabled: nothing trained, empty results
+    assert E.train_capacity_grid(config.resolve("smoke"), {"enabled": False}).empty
     assert off.empty and E.verdict_capacity(off).startswith("Inconclusive")
     res = E.lime_across_critics(config.resolve("smoke"), off, {"enabled": False})
     assert res.summary.empty and E.verdict_lime(res).startswith("Inconclusive")

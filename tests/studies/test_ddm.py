@@ -325,13 +325,22 @@ def test_settings_validation():
 # ----------------------------------------------------------------------------- end to end (smoke profile)
 def test_run_ddm_study_smoke(tmp_path, monkeypatch):
     monkeypatch.setattr(config, "RUNS_DIR", tmp_path / "runs")
-    res = ddm.run_ddm_study(config.resolve("smoke"), progress=False)
+    smoke = config.resolve("smoke")
+    with pytest.raises(DataError, match="run notebook 01"):  # scoring never trains
+        ddm.run_ddm_study(smoke, progress=False)
+    trained = ddm.train_ddm_study(smoke, progress=False)
+    st = ddm.settings(smoke)
+    assert list(trained.loc[trained["kind"] == "DCGAN variant", "name"]) == list(st["models"])
+    assert (trained["kind"] == "embedding network").sum() == 1 + len(st["classifiers"])
+    ckpts = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*.safetensors")}
+    assert ckpts
+    res = ddm.run_ddm_study(smoke, progress=False)
+    assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*.safetensors")} == ckpts  # nothing retrained
     out = tmp_path / "runs" / "smoke" / "ddm_study"
     for f in ("classifiers.json", "over_training.json", "ais.json", "agreement.json", "missing_modes.json",
               "corruptions.json", "summary.json"):
         assert (out / f).is_file(), f
     ot = res["over_training"]
-    st = ddm.settings(config.resolve("smoke"))
     steps = set(range(st["every"], st["steps"] + 1, st["every"]))
     for m in st["models"]:
         assert set(ot.loc[ot["model"] == m, "step"]) == steps

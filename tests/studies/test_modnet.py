@@ -5,12 +5,13 @@ The architecture itself is tested in ``tests/models/test_modnet_model.py``."""
 
 import json
 
+import pandas as pd
 import pytest
 import torch
 
 from _toy import MODNET_CLF_KW as CLF_KW, MODNET_TINY as TINY
 from ganreport import config, io, train
-from ganreport.errors import ConfigError
+from ganreport.errors import ConfigError, DataError
 from ganreport.studies import modnet
 from ganreport.studies.modnet import change_stats, train_eval_classifier
 
@@ -47,6 +48,19 @@ def test_experiments_end_to_end(tmp_cache, tmp_path, monkeypatch):
     with pytest.raises(Exception, match="train the model first"):
         modnet.fooling(config.resolve("tiny"))
     train.train_model("modnet", "mnist", config.resolve("tiny"), progress=False)
+    tiny = config.resolve("tiny")
+    # the scoring functions never train: the fine-tunes, the transfer classifier and the augmentation
+    # classifiers come from notebook 01
+    for score in (modnet.fooling, modnet.lambda_tradeoff, modnet.augmentation_experiment):
+        with pytest.raises(DataError, match="run notebook 01"):
+            score(tiny)
+    tuned = modnet.train_lambda_finetunes(tiny, progress=False)
+    assert list(tuned["lambda"]) == [1.0, 10.0]
+    with pytest.warns(UserWarning, match="no DCGAN baseline"):
+        made = modnet.train_augmentation_classifiers(tiny, progress=False)
+    assert len(made) == 2 * 2
+    pd.testing.assert_frame_equal(modnet.train_augmentation_classifiers(tiny, progress=False), made)  # reused
+    ckpts = {p: p.stat().st_mtime_ns for p in config.RUNS_DIR.rglob("*.safetensors")}
     res = modnet.fooling(config.resolve("tiny"))
     k = 10
     assert res.modified.shape == (k, k, 1, 1, 28, 28) and res.l2.shape == (k, k, 1)
@@ -59,11 +73,10 @@ def test_experiments_end_to_end(tmp_cache, tmp_path, monkeypatch):
         plt.close(fig)
     df = modnet.lambda_tradeoff(config.resolve("tiny"), progress=False)
     assert list(df["lambda"]) == [1.0, 10.0] and df["fool_rate_frozen"].between(0, 1).all()
-    df2 = modnet.lambda_tradeoff(config.resolve("tiny"), progress=False)  # resumed: same numbers
-    assert df2.drop(columns="seconds").equals(df.drop(columns="seconds"))
+    df2 = modnet.lambda_tradeoff(config.resolve("tiny"), progress=False)  # scored again: same numbers
+    assert df2.drop(columns="score_s").equals(df.drop(columns="score_s"))
     plt.close(modnet.plot_tradeoff(df))
-    with pytest.warns(UserWarning, match="no DCGAN baseline"):
-        aug = modnet.augmentation_experiment(config.resolve("tiny"), progress=False)
+    aug = modnet.augmentation_experiment(config.resolve("tiny"), progress=False)
     assert len(aug) == 2 * 2 and set(aug["method"]) == {"real", "real + modnet"}
     assert set(aug.loc[aug["method"] == "real + modnet", "n_generated"]) == {30}
     table = modnet.augmentation_table("tiny")
@@ -74,6 +87,16 @@ def test_experiments_end_to_end(tmp_cache, tmp_path, monkeypatch):
     # an untrained-looking ModNet (3 steps from the identity) keeps its sources as nearest neighbours
     assert mem.summary.iloc[0]["value"] > 0.9
     plt.close(modnet.plot_memorization(mem))
+    assert {p: p.stat().st_mtime_ns for p in config.RUNS_DIR.rglob("*.safetensors")} == ckpts  # scoring trained nothing
+    # a stored classifier scores what training and testing it in one go gives (the `real` condition, seed 1)
+    from ganreport import data
+    from ganreport.studies.modnet.augmentation import _stratified
+
+    tr, te = data.load("mnist", "train"), data.load("mnist", "test")
+    idx = _stratified(tr.labels, 10, 10, torch.Generator().manual_seed(1_000 * 1 + 10))
+    direct = train_eval_classifier(tr.images[idx], tr.labels[idx], te.images, te.labels, seed=1, steps=2, batch_size=8)
+    stored = aug[(aug["n_real"] == 10) & (aug["method"] == "real") & (aug["seed"] == 1)]["accuracy"]
+    assert list(stored) == [direct]
 
 
 def test_train_eval_classifier_is_seeded():

@@ -75,8 +75,10 @@ def run_dissection(profile: str, models: Sequence[str], dataset: str = "shapes",
                    modes: Sequence[str] = ("ablate", "insert"), n_effect: int = 200, n_random: int = 3,
                    alpha_steps: int = 60, alpha_lam: float = 1e-3, context_k: int = 8, n_context: int = 300,
                    n_attr: int = 200, iou_threshold: float = 0.05, top_quantile: float = 0.01,
-                   segmenter: Any = None, intervention_layer: str | Mapping[str, str] | None = None, seed: int = 0, record: bool = True, figures: bool = True,
-                   skip_missing: bool = True, progress: bool = True, root: Path | None = None) -> DissectionReport:
+                   segmenter: Any = None, train_segmenter: bool = True,
+                   intervention_layer: str | Mapping[str, str] | None = None, seed: int = 0, record: bool = True,
+                   figures: bool = True, skip_missing: bool = True, progress: bool = True,
+                   root: Path | None = None) -> DissectionReport:
     """Dissect every generator of ``models`` trained on ``dataset`` in profile ``profile``.
 
     For each model: full dissection of all layers on ``n_samples`` samples; for each concept in
@@ -89,7 +91,8 @@ def run_dissection(profile: str, models: Sequence[str], dataset: str = "shapes",
     time and state memory. Rows go to ``runs/<profile>/metrics.jsonl`` (``section='dissection'``),
     figures and CSV tables to ``runs/<profile>/qualitative/dissection/``. ``segmenter``: a trained
     segmenter, a ``SegmenterConfig`` or a dict of its settings (default: default settings, trained
-    once and cached).
+    once and cached; with ``train_segmenter=False``, as notebook 03 calls it, a segmenter that
+    notebook 01 has not cached is a :class:`CheckpointError`).
     """
     import pandas as pd
 
@@ -105,7 +108,7 @@ def run_dissection(profile: str, models: Sequence[str], dataset: str = "shapes",
         seg = segmenter
     else:
         cfg = segmenter if isinstance(segmenter, SegmenterConfig) else SegmenterConfig(**(segmenter or {}))
-        seg = load_segmenter(cfg, progress=progress)
+        seg = load_segmenter(cfg, train_if_missing=train_segmenter, progress=progress)
     for cn in concepts:
         concept_index(seg, cn)
     smeta = dict(getattr(seg, "meta", {}))

@@ -9,8 +9,9 @@
   activations of the critic are shown to be uninformative"; "the equilibrium for the critic's
   decisions was found to be at an offset from zero, especially for smaller architectures".
 - :mod:`.capacity` — *How large must the critic be?* A grid of generator width × critic size (the
-  critic's parameter count as a ratio of the generator's), equal steps per cell, final FID/KID
-  against the training FLOPs, efficiency and verdict. Published: "the critic at at least about
+  critic's parameter count as a ratio of the generator's), equal steps per cell (trained by
+  :func:`train_capacity_grid` in notebook 01, scored by :func:`capacity_grid` in notebook 02), final
+  FID/KID against the training FLOPs, efficiency and verdict. Published: "the critic at at least about
   half of generator's capacity ... no advantage in having the critic more powerful".
 - :mod:`.lime_critics` — *Do critics of different capacity look at the same features?* LIME on
   the critics of the grid: concentration, overlap of their top superpixels against chance, the
@@ -22,12 +23,12 @@
 The verdict labels and number formatters shared by every study are in
 :mod:`ganreport.studies.verdict_text`. Each ``verdict_*`` function returns one sentence that says
 whether the data agree with the published finding, every number formatted from its input. The
-names below are the study's API, as notebooks 02 and 04 call it (``critic.capacity_grid(...)``).
+names below are the study's API, as notebooks 01, 02 and 04 call it (``critic.capacity_grid(...)``).
 """
 
 from .capacity import (FID_TOL, HALF_BAND, capacity_efficiency, capacity_grid, critic_params, critic_width_for_ratio,
                        generator_params, grid_plan, grid_tracking, load_capacity_grid, plot_capacity_grid,
-                       train_step_flops, verdict_capacity)
+                       train_capacity_grid, train_step_flops, verdict_capacity)
 from .lime_critics import (LimeAcross, chance_jaccard, lime_across_critics, load_lime_across_critics,
                            plot_lime_across_critics, stroke_share, superpixel_weights, top_jaccard, verdict_lime)
 from .common import DEFAULT_GRID, DEFAULT_LIME, DEFAULTS, experiments_dir, settings
@@ -38,7 +39,8 @@ __all__ = [
     "settings", "experiments_dir", "DEFAULT_GRID", "DEFAULT_LIME", "DEFAULTS",
     "tracking_frame", "tracking_correlations", "critic_offset_summary", "plot_tracking", "verdict_tracking",
     "verdict_offset",
-    "generator_params", "critic_params", "critic_width_for_ratio", "grid_plan", "train_step_flops", "capacity_grid",
+    "generator_params", "critic_params", "critic_width_for_ratio", "grid_plan", "train_step_flops",
+    "train_capacity_grid", "capacity_grid",
     "grid_tracking", "load_capacity_grid", "plot_capacity_grid", "capacity_efficiency", "verdict_capacity", "FID_TOL", "HALF_BAND",
     "LimeAcross", "superpixel_weights", "top_jaccard", "chance_jaccard", "stroke_share", "lime_across_critics",
     "load_lime_across_critics",

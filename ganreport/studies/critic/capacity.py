@@ -6,8 +6,8 @@ capacity ... There is no advantage in having the critic more powerful than the g
 
 Parameter counting (:func:`generator_params`, :func:`critic_params`), the critic width for a
 ratio (:func:`critic_width_for_ratio`), the grid plan (:func:`grid_plan`), the FLOPs of one training
-step (:func:`train_step_flops`), the grid itself (:func:`capacity_grid`, cached under
-``runs/<profile>/experiments/``), its plot, its efficiency summary and the verdict.
+step (:func:`train_step_flops`), the grid's training (:func:`train_capacity_grid`, notebook 01) and its
+scores (:func:`capacity_grid`, notebook 02; cached under ``runs/<profile>/experiments/``), its plot, its efficiency summary and the verdict.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from ...metrics.base import torch_threads
 from ...models import MODELS, count_params, resolve_kwargs
 from ...models.flops import model_costs
 from ...settings import Profile
-from ...train import Trainer, TrainConfig, pick_device
+from ...train import Trainer, TrainConfig, load_discriminator, load_generator, pick_device
 from ...train.tracking import DIRECTIONS, UNITS, MetricTracker, read_tracking, tracking_every
 from ..verdict_text import AGREE, DISAGREE, INCONCLUSIVE, _fmt
 from .common import _cached, _key, _write_frame, experiments_dir, settings
@@ -164,49 +164,119 @@ def train_step_flops(model: str, data: Any, batch_size: int, probe_batch: int | 
             "critic_share": crit / (crit + gen) if crit + gen else float("nan")}
 
 
-def capacity_grid(prof: Profile, overrides: dict[str, Any] | None = None, progress: bool = True, force: bool = False,
-                  root: Path | None = None) -> pd.DataFrame:
-    """Train the generator-width × critic-size grid (same step budget per cell) and score each cell.
+def _plan(prof: Profile, overrides: dict[str, Any] | None):
+    """The grid settings, the training data and the cell plan of ``prof``."""
+    s = settings(prof, {"grid": overrides or {}})["grid"]
+    train_data = data_mod.load(prof.dataset, "train", seed=prof.data_seed)
+    common = dict(z_dim=int(s["z_dim"]), n_critic=int(s["n_critic"]))
+    return s, train_data, grid_plan(s["g_widths"], s["d_ratios"], tuple(train_data.shape), s["model"], **common)
+
+
+def _cell_training(s: dict[str, Any], cell: Any, dataset: str) -> tuple[dict[str, Any], str]:
+    """A cell's model keyword arguments and the key of its training setting (its folder's suffix)."""
+    common = dict(z_dim=int(s["z_dim"]), n_critic=int(s["n_critic"]))
+    lr = {} if s["lr"] is None else {"lr_g": float(s["lr"]), "lr_d": float(s["lr"])}
+    kw = dict(g_width=cell.g_width, d_width=cell.d_width, **common, **lr)
+    tkey = _key({"model": s["model"], "kw": kw, "steps": int(s["steps"]), "bs": int(s["batch_size"]),
+                 "seed": s["seed"], "dataset": dataset})
+    return kw, tkey
+
+
+def _cell_dir(out_dir: Path, cell: Any, tkey: str) -> Path:
+    return out_dir / "grid" / f"{cell.cell}_{tkey[:8]}"  # one folder per training setting: never a stale checkpoint
+
+
+def train_capacity_grid(prof: Profile, overrides: dict[str, Any] | None = None, progress: bool = True,
+                        force: bool = False, root: Path | None = None) -> pd.DataFrame:
+    """Train the generator-width × critic-size grid, the same step budget per cell (notebook 01).
 
     Settings: the profile's ``experiments.grid`` (``overrides`` replace keys): ``model``,
     ``g_widths``, ``d_ratios`` (critic parameters / generator parameters), ``z_dim``, ``steps``,
     ``batch_size``, ``n_critic``, ``lr`` (Adam learning rate of G and critic; null = the model's default,
-    1e-4 for WGAN-GP), ``n_eval`` (generated images scored per cell), ``track_points``
-    (> 0: a :class:`MetricTracker` inside each cell's training, for FID-vs-FLOPs curves), ``seed``,
-    ``cpu_threads`` (torch threads while training on the CPU: 1 is several times faster than 2 for
-    these tiny models on a busy 2-core machine; null = torch's default).
-    Each cell trains (seeded, resumable) in ``runs/<profile>/experiments/grid/<cell>/``; the final
-    generator is scored with the profile's feature extractor against the real test split (FID, KID,
-    IS, DDM, critic statistics, proxies — :meth:`MetricTracker.evaluate`), and the training FLOPs are
-    counted (:func:`train_step_flops` × steps). One row per cell, also written to
-    ``experiments/capacity_grid.csv`` and reused while the settings match (``force`` recomputes).
-    An empty frame when ``experiments.grid.enabled`` is false.
+    1e-4 for WGAN-GP), ``track_points`` (> 0: a :class:`MetricTracker` inside each cell's training, for
+    FID-vs-FLOPs curves), ``seed``, ``cpu_threads`` (torch threads while training on the CPU: 1 is
+    several times faster than 2 for these tiny models on a busy 2-core machine; null = torch's default).
+    Each cell trains (seeded, resumable) in ``runs/<profile>/experiments/grid/<cell>_<key>/``, whose
+    ``train.json`` records the training key, wall time and resume point; a finished cell is not
+    retrained (``force`` retrains from scratch). :func:`capacity_grid` scores the cells. Returns one
+    row per cell (``cell, model_dir, train_s, resumed_from``); empty when the grid is disabled.
     """
-    profile = prof.profile
-    s = settings(prof, {"grid": overrides or {}})["grid"]
+    s, train_data, plan = _plan(prof, overrides)
+    if not s["enabled"]:
+        return pd.DataFrame()
+    out_dir = experiments_dir(prof.profile, root)
+    device = pick_device(prof.device)
+    threads = s["cpu_threads"] if device.type == "cpu" else None
+    steps, bs = int(s["steps"]), int(s["batch_size"])
+    rows = []
+    bar = tqdm(list(plan.itertuples(index=False)), desc="capacity grid (train)", disable=not progress, ncols=100,
+               mininterval=2.0)
+    with torch_threads(threads):
+        for cell in bar:
+            kw, tkey = _cell_training(s, cell, prof.dataset)
+            cell_dir = _cell_dir(out_dir, cell, tkey)
+            done = cell_dir / "train.json"
+            if not force and done.is_file() and json.loads(done.read_text()).get("key") == tkey:
+                rows.append(_train_row(cell, cell_dir, json.loads(done.read_text())["row"]))
+                continue
+            if force and cell_dir.exists():
+                import shutil
+
+                shutil.rmtree(cell_dir)
+            cfg = TrainConfig(steps=steps, batch_size=bs, ckpt_every=steps, log_every=max(1, steps // 20),
+                              grid_every=steps, keep_last=1, n_grid=16, seed=int(s["seed"]), device=str(device))
+            trainer = Trainer(s["model"], train_data, cell_dir, cfg, resume=True, **kw)
+            if s["track_points"]:
+                trainer.add_callback(MetricTracker.from_profile(prof, n=int(s["n_eval"]), ref_n=0, seed=int(s["seed"]),
+                                                                metrics=("fid", "kid", "critic")),
+                                     tracking_every(steps, int(s["track_points"])))
+            res = trainer.fit(progress=False)
+            fl = train_step_flops(s["model"], train_data, bs, **kw)
+            row = dict(train_s=round(res.seconds, 3), resumed_from=res.resumed_from, flops_per_step=fl["total"],
+                       critic_flop_share=fl["critic_share"])
+            io.write_json(done, {"key": tkey, "row": row})
+            rows.append(_train_row(cell, cell_dir, row))
+    return pd.DataFrame(rows)
+
+
+def _train_row(cell: Any, cell_dir: Path, row: dict[str, Any]) -> dict[str, Any]:
+    """One row of :func:`train_capacity_grid` (the same column order whether trained now or read back)."""
+    return {"cell": cell.cell, "model_dir": str(cell_dir),
+            **{k: row[k] for k in ("train_s", "resumed_from", "flops_per_step", "critic_flop_share")}}
+
+
+def capacity_grid(prof: Profile, overrides: dict[str, Any] | None = None, progress: bool = True, force: bool = False,
+                  root: Path | None = None) -> pd.DataFrame:
+    """Score every cell of the capacity grid that :func:`train_capacity_grid` trained (notebook 02).
+
+    The final generator of each cell is scored with the profile's feature extractor against the real
+    test split (FID, KID, IS, DDM, critic statistics, proxies — :meth:`MetricTracker.evaluate`) on
+    ``n_eval`` generated images; the training FLOPs are those :func:`train_capacity_grid` counted
+    (:func:`train_step_flops` × steps). One row per cell, also written to ``experiments/capacity_grid.csv``
+    and reused while the settings match (``force`` rescores). Nothing is trained here: a cell without its finished training
+    is a :class:`DataError` that names notebook 01. An empty frame when ``experiments.grid.enabled``
+    is false.
+    """
+    s, train_data, plan = _plan(prof, overrides)
     if not s["enabled"]:
         return pd.DataFrame()
     dataset, data_seed = prof.dataset, prof.data_seed
     quant = dataclasses.asdict(prof.quantitative)
-    key = _key({"grid": s, "dataset": dataset, "data_seed": data_seed, "quantitative": quant, "version": 2})
-    out_dir = experiments_dir(profile, root)
+    key = _key({"grid": s, "dataset": dataset, "data_seed": data_seed, "quantitative": quant, "version": 3})
+    out_dir = experiments_dir(prof.profile, root)
     path = out_dir / "capacity_grid.csv"
     if not force and _cached(path, key):
         return pd.read_csv(path)
-    train_data = data_mod.load(dataset, "train", seed=data_seed)
-    shape = tuple(train_data.shape)
-    model = s["model"]
-    common = dict(z_dim=int(s["z_dim"]), n_critic=int(s["n_critic"]))
-    plan = grid_plan(s["g_widths"], s["d_ratios"], shape, model, **common)
     device = pick_device(prof.device)
     tracker = MetricTracker.from_profile(prof, n=int(s["n_eval"]), ref_n=0, seed=int(s["seed"]), fid_boot=20,
                                          extractor_device=str(device) if device.type == "cuda" else None)
     threads = s["cpu_threads"] if device.type == "cpu" else None
     rows = []
-    bar = tqdm(list(plan.itertuples(index=False)), desc="capacity grid", disable=not progress, ncols=100, mininterval=2.0)
+    bar = tqdm(list(plan.itertuples(index=False)), desc="capacity grid (score)", disable=not progress, ncols=100,
+               mininterval=2.0)
     with torch_threads(threads):
         for cell in bar:
-            rows.append(_grid_cell(prof, s, cell, out_dir, train_data, tracker, device, quant, dataset, force, bar))
+            rows.append(_score_cell(prof, s, cell, out_dir, train_data, tracker, device, quant, force, bar))
     df = pd.DataFrame(rows)
     _write_frame(path, df, key, {"settings": s, "dataset": dataset})
     return df
@@ -219,50 +289,40 @@ def load_capacity_grid(prof: Profile, root: Path | None = None) -> pd.DataFrame:
         return pd.DataFrame()
     path = experiments_dir(prof.profile, root) / "capacity_grid.csv"
     if not path.is_file():
-        raise DataError(f"no capacity grid in {path.parent}; run notebook 02 (critic.capacity_grid) for profile "
-                        f"{prof.profile!r} first")
+        raise DataError(f"no capacity grid in {path.parent}; run notebooks 01 (critic.train_capacity_grid) and 02 "
+                        f"(critic.capacity_grid) for profile {prof.profile!r} first")
     return pd.read_csv(path)
 
 
-def _grid_cell(prof: Profile, s: dict[str, Any], cell: Any, out_dir: Path, train_data: Any, tracker: MetricTracker,
-               device: torch.device, quant: dict[str, Any], dataset: str, force: bool, bar: Any) -> dict[str, Any]:
-    """Train (or resume) one grid cell, score it, count its FLOPs; cached in ``<cell>/cell.json``."""
+def _score_cell(prof: Profile, s: dict[str, Any], cell: Any, out_dir: Path, train_data: Any, tracker: MetricTracker,
+                device: torch.device, quant: dict[str, Any], force: bool, bar: Any) -> dict[str, Any]:
+    """Score one trained grid cell (its FLOPs from ``train.json``); cached in ``<cell>/cell.json``."""
     model, shape = s["model"], tuple(train_data.shape)
     steps, bs = int(s["steps"]), int(s["batch_size"])
-    common = dict(z_dim=int(s["z_dim"]), n_critic=int(s["n_critic"]))
-    lr = {} if s["lr"] is None else {"lr_g": float(s["lr"]), "lr_d": float(s["lr"])}
-    kw = dict(g_width=cell.g_width, d_width=cell.d_width, **common, **lr)
-    tkey = _key({"model": model, "kw": kw, "steps": steps, "bs": bs, "seed": s["seed"], "dataset": dataset})
-    cell_dir = out_dir / "grid" / f"{cell.cell}_{tkey[:8]}"  # one folder per training setting: never a stale checkpoint
+    kw, tkey = _cell_training(s, cell, prof.dataset)
+    cell_dir = _cell_dir(out_dir, cell, tkey)
+    done = cell_dir / "train.json"
+    if not done.is_file() or json.loads(done.read_text()).get("key") != tkey:
+        raise DataError(f"capacity-grid cell {cell.cell} of profile {prof.profile!r} is not trained ({cell_dir}); "
+                        "run notebook 01 (critic.train_capacity_grid) first")
+    trained = json.loads(done.read_text())["row"]
     summary = cell_dir / "cell.json"
     ckey = _key({"train": tkey, "n_eval": s["n_eval"], "quantitative": quant, "track_points": s["track_points"],
-                 "version": 2})
+                 "version": 3})
     if not force and summary.is_file() and json.loads(summary.read_text()).get("key") == ckey:
         return json.loads(summary.read_text())["row"]
-    if force and cell_dir.exists():
-        import shutil
-
-        shutil.rmtree(cell_dir)
-    cfg = TrainConfig(steps=steps, batch_size=bs, ckpt_every=steps, log_every=max(1, steps // 20),
-                      grid_every=steps, keep_last=1, n_grid=16, seed=int(s["seed"]), device=str(device))
-    trainer = Trainer(model, train_data, cell_dir, cfg, resume=True, **kw)
-    if s["track_points"]:
-        trainer.add_callback(MetricTracker.from_profile(prof, n=int(s["n_eval"]), ref_n=0, seed=int(s["seed"]),
-                                                        metrics=("fid", "kid", "critic")),
-                             tracking_every(steps, int(s["track_points"])))
     t0 = time.perf_counter()
-    res = trainer.fit(progress=False)
-    train_s = res.seconds
-    ev = tracker.evaluate(trainer.generator, trainer.D, device=trainer.device)
-    eval_s = time.perf_counter() - t0 - train_s
-    fl = train_step_flops(model, train_data, bs, **kw)
+    G, _ = load_generator(cell_dir, device=str(device))
+    D, _ = load_discriminator(cell_dir, device=str(device))
+    ev = tracker.evaluate(G, D, device=device)
+    eval_s = time.perf_counter() - t0
     costs = {r["net"]: r for r in model_costs(model, shape, **kw)}
     row = dict(cell._asdict())
     row.update(steps=steps, batch_size=bs, n_critic=int(s["n_critic"]), z_dim=int(s["z_dim"]), lr=s["lr"],
                g_mflops_per_sample=costs["G"]["mflops_per_sample"], d_mflops_per_sample=costs["D"]["mflops_per_sample"],
-               flops_per_step=fl["total"], critic_flop_share=fl["critic_share"], total_flops=fl["total"] * steps,
-               train_s=round(train_s, 3), resumed_from=res.resumed_from, eval_s=round(eval_s, 3),
-               model_dir=str(cell_dir), **{k: v for k, v in ev.items() if k != "tracker_s"})
+               flops_per_step=trained["flops_per_step"], critic_flop_share=trained["critic_flop_share"],
+               total_flops=trained["flops_per_step"] * steps, train_s=trained["train_s"],
+               resumed_from=trained["resumed_from"], eval_s=round(eval_s, 3), model_dir=str(cell_dir), **{k: v for k, v in ev.items() if k != "tracker_s"})
     io.write_json(summary, {"key": ckey, "row": row})
     bar.set_postfix(cell=cell.cell, fid=f"{ev.get('fid', float('nan')):.1f}", refresh=False)
     return row

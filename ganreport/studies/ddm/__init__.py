@@ -18,14 +18,15 @@ reproduced on MNIST. One file per research question, each with its experiment, p
 - :mod:`.table` — Table 3.1 for the study's architectures, read from what notebook 02 wrote: DDM,
   IS and FID with ranks, and the missing-modes curve.
 - :mod:`.context` (the shared :class:`Study` state: networks, real data, embeddings, ``score``),
-  :mod:`.common` (settings, result files, formatters), :mod:`.run` (:func:`run_ddm_study` runs
-  1–6 for a profile, skipping results already on disk with the same settings;
+  :mod:`.common` (settings, result files, formatters), :mod:`.run` (:func:`train_ddm_study` trains
+  the networks and models in notebook 01; :func:`run_ddm_study` scores 1–6 for a profile in notebook
+  02, skipping results already on disk with the same settings;
   :func:`load_ddm_study` reads them for notebook 04).
 
 Units: DDM is in nats (a KL estimate with a constant dropped, so only differences and orderings
 mean something); 1 bit = ln 2 nats. Parzen and AIS log-likelihoods are nats per image with pixels
 in [0, 1]. Noise σ is in [0, 1] intensity units, blur σ in pixels. The names below are the
-study's API, as notebooks 02 and 04 call it (``ddm.run_ddm_study(profile)``).
+study's API, as notebooks 01, 02 and 04 call it (``ddm.run_ddm_study(prof)``).
 """
 
 from .common import (CLASSIFIER_TRAIN_DEFAULTS, LABELS, LN2, STUDY_DEFAULTS, THESIS_ORDER, UNITS, resolve_settings,
@@ -37,10 +38,10 @@ from .embeddings import (agreement, classifiers, embedding_agreement, plot_agree
 from .likelihood import ais, ais_spread, plot_likelihoods, verdict_likelihoods
 from .modes import DIRECTION, missing_modes, modes_summary, plot_missing_modes, saturation, verdict_missing_modes
 from .networks import train_embedding_net
-from .run import load_ddm_study, run_ddm_study, verdicts
+from .run import load_ddm_study, run_ddm_study, train_ddm_study, verdicts
 from .table import ROLES, ddm_table, missing_modes_curve, plot_ddm, verdict_ddm
 from .training import (DDMCallback, final_values, ordering, over_training, plot_over_training, tracking_tau,
-                       verdict_ranking)
+                       train_variants, verdict_ranking)
 
 __all__ = [
     "CLASSIFIER_TRAIN_DEFAULTS", "LABELS", "LN2", "STUDY_DEFAULTS", "THESIS_ORDER", "UNITS", "resolve_settings",
@@ -48,7 +49,8 @@ __all__ = [
     "plot_corruptions", "verdict_corruptions", "agreement", "classifiers", "embedding_agreement", "plot_agreement",
     "plot_embeddings", "plot_networks", "verdict_agreement", "verdict_networks", "ais", "ais_spread",
     "plot_likelihoods", "verdict_likelihoods", "DIRECTION", "missing_modes", "modes_summary", "plot_missing_modes",
-    "saturation", "verdict_missing_modes", "train_embedding_net", "load_ddm_study", "run_ddm_study", "verdicts",
+    "saturation", "verdict_missing_modes", "train_embedding_net", "load_ddm_study", "run_ddm_study",
+    "train_ddm_study", "train_variants", "verdicts",
     "ROLES", "ddm_table", "missing_modes_curve", "plot_ddm", "verdict_ddm", "DDMCallback", "final_values",
     "ordering", "over_training", "plot_over_training", "tracking_tau", "verdict_ranking",
 ]

@@ -93,8 +93,10 @@ class Study:
 
 
 @single_thread
-def prepare(prof: Profile, st: dict[str, Any] | None = None, progress: bool = True) -> Study:
-    """Load/train the embedding networks and the real data the experiments share."""
+def prepare(prof: Profile, st: dict[str, Any] | None = None, progress: bool = True, train: bool = False) -> Study:
+    """Load the embedding networks and the real data the experiments share. The networks are
+    trained only with ``train=True`` (notebook 01, :func:`~.run.train_ddm_study`); otherwise a
+    missing one is a :class:`DataError` that names notebook 01."""
     from ... import data as data_mod
 
     t0 = time.perf_counter()
@@ -105,7 +107,7 @@ def prepare(prof: Profile, st: dict[str, Any] | None = None, progress: bool = Tr
     from ...train import pick_device
 
     dev = pick_device(prof.device)
-    main = main_classifier(ds, data_seed=dseed, progress=progress, device=str(dev), **qkw)
+    main = main_classifier(ds, data_seed=dseed, progress=progress, device=str(dev), train_if_missing=train, **qkw)
     nets = {f"smallcnn-w{main.meta['settings']['width']}-s{main.meta['seed']}": main}
     info = [dict(name=next(iter(nets)), arch="smallcnn", seed=main.meta["seed"], width=main.meta["settings"]["width"],
                  epochs=main.meta["settings"]["epochs"], test_accuracy=main.test_accuracy,
@@ -116,7 +118,7 @@ def prepare(prof: Profile, st: dict[str, Any] | None = None, progress: bool = Tr
         name = _net_name(spec)
         if name in nets:
             raise ConfigError(f"ddm_study.classifiers: two embedding networks are both named {name!r}")
-        ext = train_embedding_net(ds, dseed, progress=progress, **spec)
+        ext = train_embedding_net(ds, dseed, progress=progress, train_if_missing=train, **spec)
         ext = ClassifierExtractor(ext.model, ext.meta, dev)
         nets[name] = ext
         info.append(dict(name=name, arch=ext.meta["arch"], seed=ext.meta["seed"], width=ext.meta["width"],
@@ -139,5 +141,5 @@ def prepare(prof: Profile, st: dict[str, Any] | None = None, progress: bool = Tr
     study.val_pca, study.test_pca = study.pca.transform(study.val01), study.pca.transform(study.test01)
     study.test_emb = study.embed(test_images)
     study.timings["prepare"] = time.perf_counter() - t0
-    study.timings["train_classifiers"] = t_nets
+    study.timings["nets"] = t_nets
     return study

@@ -24,7 +24,7 @@ def classifiers(st: dict[str, Any], prof: Profile, study: Study | None = None, p
     train_seconds, role``."""
     study = study or prepare(prof, st, progress)
     rows = [{k: v for k, v in r.items() if k != "settings"} for r in study.net_info]
-    _save(study.out / "classifiers.json", study.key(), rows, study.timings.get("train_classifiers", 0.0))
+    _save(study.out / "classifiers.json", study.key(), rows, study.timings.get("nets", 0.0))
     return _frame(rows)
 
 

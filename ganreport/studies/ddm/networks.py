@@ -23,13 +23,16 @@ from .common import _key, CLASSIFIER_TRAIN_DEFAULTS, single_thread
 @single_thread
 @torch.enable_grad()  # trains even when called under no_grad (e.g. from a tracking callback)
 def train_embedding_net(dataset: str = "mnist", data_seed: int = 0, progress: bool = False,
-                        cache_dir: str | Path | None = None, **spec: Any) -> ClassifierExtractor:
+                        cache_dir: str | Path | None = None, train_if_missing: bool = True,
+                        **spec: Any) -> ClassifierExtractor:
     """Train (or load from the cache) one extra embedding classifier described by ``spec``
     (keys of :data:`CLASSIFIER_TRAIN_DEFAULTS`; ``arch`` in ``models.classifier.ARCHITECTURES``).
 
     Adam + one-cycle schedule, light affine augmentation, every draw from ``seed``; the held-out
     test accuracy goes to ``extractor.meta["test_accuracy"]``. Cached as safetensors + JSON under
-    ``<cache>/ddm_study_classifiers/`` by a hash of the spec and the training data.
+    ``<cache>/ddm_study_classifiers/`` by a hash of the spec and the training data. With
+    ``train_if_missing=False`` (notebook 02 scores, notebook 01 trains) a missing entry is a
+    :class:`DataError`.
     """
     from ... import data as data_mod
     from ...models.classifier import ARCHITECTURES
@@ -66,6 +69,9 @@ def train_embedding_net(dataset: str = "mnist", data_seed: int = 0, progress: bo
             return ClassifierExtractor(model.eval(), meta)
         except Exception:  # noqa: BLE001 - a corrupt cache entry is retrained
             pass
+    if not train_if_missing:
+        raise DataError(f"no trained embedding network {_net_name(s)} in {path.parent}; run notebook 01 "
+                        "(ddm.train_ddm_study) first")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(s["seed"]))
         model = build()

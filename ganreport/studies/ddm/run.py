@@ -1,4 +1,5 @@
-"""The whole DDM study for a profile: :func:`run_ddm_study` runs (or loads) experiments 1-6 and writes
+"""The whole DDM study for a profile: :func:`train_ddm_study` trains its embedding networks and DCGAN
+variants (notebook 01); :func:`run_ddm_study` scores experiments 1-6 (notebook 02) and writes
 ``summary.json``; :func:`load_ddm_study` reads what it wrote (notebook 04); :func:`verdicts` gives
 the sentence of each experiment.
 """
@@ -19,7 +20,7 @@ from .corruption import corruption_slopes, corruptions, verdict_corruptions
 from .embeddings import agreement, classifiers, verdict_agreement, verdict_networks
 from .likelihood import ais, ais_spread, verdict_likelihoods
 from .modes import missing_modes, saturation, verdict_missing_modes
-from .training import final_values, over_training, verdict_ranking
+from .training import final_values, over_training, train_variants, verdict_ranking
 
 
 def verdicts(res: dict[str, Any]) -> dict[str, str]:
@@ -38,8 +39,29 @@ def verdicts(res: dict[str, Any]) -> dict[str, str]:
 
 
 @single_thread
+def train_ddm_study(prof: Profile, progress: bool = True):
+    """Train what the study needs (notebook 01): the embedding networks of ``ddm_study.classifiers``
+    (and the main feature classifier, when not cached yet) and the DCGAN variants, whose DDM / FID /
+    Parzen curves are recorded during training. Reuses whatever is finished on disk. Returns one row
+    per trained network or model: ``kind, name, test_accuracy, seconds`` (the networks' own training
+    time, this call's time for the variants)."""
+    import pandas as pd
+
+    st = settings(prof)
+    study = prepare(prof, st, progress, train=True)
+    nets = [dict(kind="embedding network", name=r["name"], test_accuracy=r["test_accuracy"],
+                 seconds=r["train_seconds"]) for r in study.net_info]
+    models = [dict(kind="DCGAN variant", name=r.model, test_accuracy=None, seconds=r.seconds)
+              for r in train_variants(st, prof, study, progress).itertuples()]
+    return pd.DataFrame(nets + models)
+
+
+@single_thread
 def run_ddm_study(prof: Profile, progress: bool = True) -> dict[str, Any]:
-    """Run (or load from ``runs/<profile>/ddm_study/``) every experiment of the study for a profile.
+    """Score (or load from ``runs/<profile>/ddm_study/``) every experiment of the study for a profile.
+
+    Nothing is trained: the networks and DCGAN variants come from :func:`train_ddm_study` (notebook
+    01); a :class:`DataError` names notebook 01 when they are missing.
 
     Returns ``{"settings", "classifiers", "over_training", "ais", "agreement" ({"embeddings",
     "networks"}), "missing_modes", "corruptions", "verdicts", "seconds"}`` (DataFrames, dicts of
@@ -49,7 +71,7 @@ def run_ddm_study(prof: Profile, progress: bool = True) -> dict[str, Any]:
     t0 = time.perf_counter()
     st = settings(prof)
     study = prepare(prof, st, progress)
-    secs: dict[str, float] = {"prepare": study.timings["prepare"], "train_classifiers": study.timings["train_classifiers"]}
+    secs: dict[str, float] = {"prepare": study.timings["prepare"], "nets": study.timings["nets"]}
     res: dict[str, Any] = {"settings": st}
 
     def timed(name: str, fn, *a, **kw):
@@ -95,8 +117,8 @@ def load_ddm_study(profile: str) -> dict[str, Any]:
 
     out = study_dir(profile)
     if not (out / "summary.json").is_file():
-        raise DataError(f"no DDM study results in {out}; run ganreport.studies.ddm.run_ddm_study({profile!r}) "
-                        "(notebook 02) first")
+        raise DataError(f"no DDM study results in {out}; run notebooks 01 (ddm.train_ddm_study) and 02 "
+                        f"(ddm.run_ddm_study) for profile {profile!r} first")
 
     def rows(name: str):
         return pd.DataFrame(json.loads((out / name).read_text())["rows"])

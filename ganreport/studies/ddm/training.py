@@ -1,7 +1,7 @@
 """Experiment 2 of the DDM study (thesis §3.4.2, Figs. 3.3 and 3.6): DCGAN, weakened DCGAN and small
-DCGAN trained with a callback (:class:`DDMCallback`) that scores a fixed-latent sample every
-``every`` steps; DDM, FID, IS and Parzen log-likelihoods over training against the
-real-train-vs-test baseline; does DDM rank DCGAN best and the weakened DCGAN worst
+DCGAN trained (:func:`train_variants`, notebook 01) with a callback (:class:`DDMCallback`) that scores
+a fixed-latent sample every ``every`` steps; :func:`over_training` (notebook 02) gathers DDM, FID, IS
+and Parzen log-likelihoods over training against the real-train-vs-test baseline; does DDM rank DCGAN best and the weakened DCGAN worst
 (:func:`verdict_ranking`)?
 """
 
@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from ... import io
+from ...errors import DataError
 from ...settings import Profile
 from .common import _f, _frame, _join, _key, _load_cached, _names, _save, LABELS, single_thread, THESIS_ORDER
 from .context import prepare, Study
@@ -50,14 +51,48 @@ def _model_dir(study: Study, model: str) -> Path:
     return study.out / "train" / f"{model}-{_key(_train_key(study.settings, model, study))}"
 
 
+def _complete(mdir: Path, steps: int, every: int) -> bool:
+    """A variant's training finished: its summary has all ``steps`` and every callback step is logged."""
+    summary = mdir / "train_summary.json"
+    done = io.read_jsonl(mdir / "callbacks.jsonl")
+    return summary.is_file() and json.loads(summary.read_text()).get("steps") == steps and \
+        {r["step"] for r in done} >= set(range(every, steps + 1, every))
+
+
+@single_thread
+def train_variants(st: dict[str, Any], prof: Profile, study: Study | None = None, progress: bool = True):
+    """Train the ``models`` (DCGAN and its weakened / small variants; notebook 01) with a
+    :class:`DDMCallback` every ``every`` steps, so DDM, FID, IS and Parzen log-likelihoods over
+    training are recorded while the model trains (``callbacks.jsonl`` of each model folder). A model
+    whose training finished is not retrained. Returns one row per model: ``model, steps, seconds``
+    (wall time of this call), ``model_dir``."""
+    from ...train import train_model
+
+    study = study or prepare(prof, st, progress, train=True)
+    steps, every = int(st["steps"]), int(st["every"])
+    rows = []
+    for model in st["models"]:
+        mdir = _model_dir(study, model)
+        t1 = time.perf_counter()
+        if not _complete(mdir, steps, every):
+            train_model(model, st["dataset"], prof, out_dir=mdir, seed=int(st["seed"]), steps=steps,
+                        batch_size=int(st["batch_size"]), ckpt_every=steps, log_every=every, grid_every=steps,
+                        data_seed=prof.data_seed, progress=progress,
+                        callbacks=[(DDMCallback(study, model, int(st["n_eval"]), int(st["seed"])), every)],
+                        **dict(st["model_kwargs"]))
+        rows.append(dict(model=model, steps=steps, seconds=round(time.perf_counter() - t1, 3), model_dir=str(mdir)))
+    return _frame(rows)
+
+
 @single_thread
 def over_training(st: dict[str, Any], prof: Profile, study: Study | None = None, progress: bool = True):
-    """Train the ``models`` (DCGAN and its weakened / small variants) with a :class:`DDMCallback`
-    every ``every`` steps and the real-train-vs-test baseline. Writes ``over_training.json``;
-    tidy columns ``model, step, metric, feature, value, ci_low, ci_high[, bandwidth]``; the
-    baseline rows have ``model="real_train"`` and ``step=None``."""
+    """DDM, FID, IS and Parzen log-likelihoods over training of the ``models`` (what their
+    :class:`DDMCallback` recorded while :func:`train_variants` trained them in notebook 01) and the
+    real-train-vs-test baseline. Nothing is trained here: a model without its finished training is a
+    :class:`DataError` that names notebook 01. Writes ``over_training.json``; tidy columns ``model,
+    step, metric, feature, value, ci_low, ci_high[, bandwidth]``; the baseline rows have
+    ``model="real_train"`` and ``step=None``."""
     from ... import data as data_mod
-    from ...train import train_model
 
     study = study or prepare(prof, st, progress)
     key = dict(models=list(st["models"]), train={m: _train_key(st, m, study) for m in st["models"]})
@@ -65,34 +100,23 @@ def over_training(st: dict[str, Any], prof: Profile, study: Study | None = None,
     cached = _load_cached(path, key)
     if cached is not None:
         return _frame(cached)
+    steps, every = int(st["steps"]), int(st["every"])
+    missing = [m for m in st["models"] if not _complete(_model_dir(study, m), steps, every)]
+    if missing:
+        raise DataError(f"the DDM study's {', '.join(missing)} of profile {prof.profile!r} are not trained "
+                        f"({study.out / 'train'}); run notebook 01 (ddm.train_ddm_study) first")
     t0 = time.perf_counter()
-    dseed = prof.data_seed
-    train = data_mod.load(st["dataset"], "train", seed=dseed)
+    train = data_mod.load(st["dataset"], "train", seed=prof.data_seed)
     g = torch.Generator().manual_seed(int(st["seed"]) + 1)
     real = train.images[torch.randperm(len(train), generator=g)[:min(int(st["n_eval"]), len(train))]]
     rows = [dict(model="real_train", step=None, **r) for r in study.score(real, seed=int(st["seed"]))]
-    seconds: dict[str, float] = {}
     dirs: dict[str, str] = {}
     for model in st["models"]:
         mdir = _model_dir(study, model)
         dirs[model] = str(mdir)
-        steps, every = int(st["steps"]), int(st["every"])
-        t1 = time.perf_counter()
-        done = io.read_jsonl(mdir / "callbacks.jsonl")
-        summary = mdir / "train_summary.json"
-        complete = summary.is_file() and json.loads(summary.read_text()).get("steps") == steps and \
-            {r["step"] for r in done} >= set(range(every, steps + 1, every))
-        if not complete:
-            train_model(model, st["dataset"], prof, out_dir=mdir, seed=int(st["seed"]), steps=steps,
-                        batch_size=int(st["batch_size"]), ckpt_every=steps, log_every=every, grid_every=steps,
-                        data_seed=dseed, progress=progress,
-                        callbacks=[(DDMCallback(study, model, int(st["n_eval"]), int(st["seed"])), every)],
-                        **dict(st["model_kwargs"]))
-            done = io.read_jsonl(mdir / "callbacks.jsonl")
-        seconds[model] = time.perf_counter() - t1
-        for r in done:
+        for r in io.read_jsonl(mdir / "callbacks.jsonl"):
             rows += [dict(model=model, step=int(r["step"]), **x) for x in r["rows"]]
-    _save(path, key, rows, time.perf_counter() - t0, model_dirs=dirs, model_seconds=seconds)
+    _save(path, key, rows, time.perf_counter() - t0, model_dirs=dirs)
     return _frame(rows)
 
 

@@ -3,9 +3,11 @@ with ModNet (and DCGAN) images; the classifier, the experiment, its table and it
 
 from __future__ import annotations
 
+import json
 import math
 import time
 import warnings
+from typing import Any
 
 import pandas as pd
 import torch
@@ -13,7 +15,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from ... import config, data as data_mod, io, train
-from ...errors import CheckpointError, ConfigError
+from ...errors import CheckpointError, ConfigError, DataError
 from ...metrics.base import torch_threads
 from ...metrics.features import accuracy
 from ...settings import Profile
@@ -59,11 +61,10 @@ class LeNet5(torch.nn.Module):
 
 
 @torch.enable_grad()  # trains even when called under no_grad (e.g. from a tracking callback)
-def train_eval_classifier(images: torch.Tensor, labels: torch.Tensor, test_images: torch.Tensor,
-                          test_labels: torch.Tensor, seed: int, steps: int = 250, batch_size: int = 32,
-                          lr: float = 3e-3, num_classes: int = 10) -> float:
+def train_lenet(images: torch.Tensor, labels: torch.Tensor, seed: int, steps: int = 250, batch_size: int = 32,
+                lr: float = 3e-3, num_classes: int = 10) -> LeNet5:
     """Train a :class:`LeNet5` for ``steps`` Adam steps (cosine learning-rate decay) on batches drawn
-    with replacement from ``(images, labels)``; return its accuracy on the test images.
+    with replacement from ``(images, labels)``; return it in eval mode.
 
     Every draw (initialisation, batches) comes from ``seed``; the step count does not depend on the
     training-set size, so conditions with and without generated images get the same compute. Runs
@@ -87,51 +88,81 @@ def train_eval_classifier(images: torch.Tensor, labels: torch.Tensor, test_image
             loss.backward()
             opt.step()
             sched.step()
-        return accuracy(model.eval(), test_images, test_labels)
+    return model.eval()
 
 
-def augmentation_experiment(prof: Profile, sizes: list[int] | None = None, seeds: list[int] | None = None,
-                            progress: bool = True) -> pd.DataFrame:
-    """Test accuracy of a small classifier trained on ``n`` real training images (``aug_sizes``),
-    without and with generated images (thesis §2.5.4, second experiment; Fig. 2.7):
+def train_eval_classifier(images: torch.Tensor, labels: torch.Tensor, test_images: torch.Tensor,
+                          test_labels: torch.Tensor, seed: int, steps: int = 250, batch_size: int = 32,
+                          lr: float = 3e-3, num_classes: int = 10) -> float:
+    """:func:`train_lenet` on ``(images, labels)``, then its accuracy on the test images."""
+    model = train_lenet(images, labels, seed, steps=steps, batch_size=batch_size, lr=lr, num_classes=num_classes)
+    with torch_threads(1):
+        return accuracy(model, test_images, test_labels)
 
-    - ``real``: the ``n`` real images only (stratified, chosen by the seed);
+
+def _aug_plan(prof: Profile, sizes: list[int] | None, seeds: list[int] | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The experiment's settings and the key of what its classifiers depend on (settings, the ModNet
+    and DCGAN checkpoints, the data seed)."""
+    s = settings(prof)
+    plan = dict(sizes=[int(v) for v in (sizes if sizes is not None else s["aug_sizes"])],
+                seeds=[int(v) for v in (seeds if seeds is not None else s["aug_seeds"])],
+                steps=int(s["aug_steps"]), batch=int(s["aug_batch"]), lr=float(s["aug_lr"]),
+                cap=int(s["aug_max_generated"]), seed=int(s["seed"]))
+    ckpts = {}
+    for model in ("modnet", "dcgan"):
+        ck = train.latest_checkpoint(config.model_dir(prof.profile, model, prof.dataset))
+        ckpts[model] = io.sha256(ck) if ck is not None else None
+    return plan, dict(plan, checkpoints=ckpts, version=1)
+
+
+def _aug_dir(profile: str):
+    return out_dir(profile) / "augmentation"
+
+
+def train_augmentation_classifiers(prof: Profile, sizes: list[int] | None = None, seeds: list[int] | None = None,
+                                   progress: bool = True) -> pd.DataFrame:
+    """Train the classifiers of the augmentation experiment (thesis §2.5.4, Fig. 2.7; notebook 01).
+
+    For each seed and each ``n`` of ``aug_sizes`` a LeNet-5 (:func:`train_lenet`, ``aug_steps``
+    steps) is trained on
+
+    - ``real``: ``n`` real training images (stratified, chosen by the seed);
     - ``real + modnet``: plus every real image modified to each of the K−1 other classes, labelled
       with the target class (at most ``aug_max_generated`` (image, target) pairs, drawn at random);
     - ``real + dcgan``: plus as many DCGAN samples, labelled by the frozen classifier's arg-max
       (skipped with a warning when ``dcgan`` is not trained in this profile).
 
-    Every condition trains a LeNet-5 for the same ``aug_steps`` steps (:func:`train_eval_classifier`) and is
-    scored on the whole real test split; one row per (n, method, seed). Caveat (also the thesis'):
-    ModNet, its frozen classifier and DCGAN were trained on the full labelled training split, so
-    the generated images carry information from more than ``n`` images. Writes ``augmentation.csv``.
+    The weights go to ``runs/<profile>/modnet/augmentation/`` with a manifest keyed on the settings
+    and the ModNet / DCGAN checkpoints; a finished set is reused. :func:`augmentation_experiment`
+    scores them. Returns one row per classifier: ``n_real, method, seed, n_generated, train_s, file``.
     """
-    profile = prof.profile
-    s = settings(prof)
-    sizes = [int(v) for v in (sizes if sizes is not None else s["aug_sizes"])]
-    seeds = [int(v) for v in (seeds if seeds is not None else s["aug_seeds"])]
+    plan, key = _aug_plan(prof, sizes, seeds)
+    folder = _aug_dir(prof.profile)
+    manifest = folder / "manifest.json"
+    if manifest.is_file():
+        done = json.loads(manifest.read_text())
+        if done.get("key") == json.loads(json.dumps(key)):
+            return pd.DataFrame(done["rows"])[["n_real", "method", "seed", "n_generated", "train_s", "file"]]
     G, meta = load_modnet(prof)
     data_seed = int(meta.get("data_seed") or 0)
     tr = data_mod.load(meta["dataset"], "train", seed=data_seed)
-    test = data_mod.load(meta["dataset"], "test", seed=data_seed)
     k = G.num_classes
-    cap = int(s["aug_max_generated"])
-    n_gen = {n: min(n * (k - 1), cap) for n in sizes}
+    n_gen = {n: min(n * (k - 1), plan["cap"]) for n in plan["sizes"]}
     dcgan_pool = None
     try:
-        D_G, _ = train.load_generator(config.model_dir(profile, "dcgan", meta["dataset"]))
-        clf = frozen_classifier(meta)
+        D_G, _ = train.load_generator(config.model_dir(prof.profile, "dcgan", meta["dataset"]))
+        clf = frozen_classifier(meta, train_if_missing=True)
         with torch.no_grad():
-            pool = train.sample(D_G, max(n_gen.values()), seed=s["seed"] + 101)
+            pool = train.sample(D_G, max(n_gen.values()), seed=plan["seed"] + 101)
             dcgan_pool = (pool, _probs(clf.model, pool).argmax(1))
     except CheckpointError as e:
         warnings.warn(f"augmentation: no DCGAN baseline ({e})", stacklevel=2)
-    kw = dict(steps=int(s["aug_steps"]), batch_size=int(s["aug_batch"]), lr=float(s["aug_lr"]), num_classes=k)
+    kw = dict(steps=plan["steps"], batch_size=plan["batch"], lr=plan["lr"], num_classes=k)
     rows = []
-    total = len(sizes) * len(seeds) * (3 if dcgan_pool is not None else 2)
-    bar = tqdm(total=total, desc="modnet augmentation", disable=not progress, ncols=100)
-    for seed in seeds:
-        for n in sizes:
+    total = len(plan["sizes"]) * len(plan["seeds"]) * (3 if dcgan_pool is not None else 2)
+    bar = tqdm(total=total, desc="modnet augmentation (train)", disable=not progress, ncols=100)
+    for seed in plan["seeds"]:
+        for n in plan["sizes"]:
             g = torch.Generator().manual_seed(1_000 * seed + n)
             idx = _stratified(tr.labels, n, k, g)
             x, y = tr.images[idx], tr.labels[idx]
@@ -146,13 +177,51 @@ def augmentation_experiment(prof: Profile, sizes: list[int] | None = None, seeds
                 sets["real + dcgan"] = (torch.cat([x, dcgan_pool[0][j]]), torch.cat([y, dcgan_pool[1][j]]))
             for method, (xs, ys) in sets.items():
                 t0 = time.perf_counter()
-                acc = train_eval_classifier(xs, ys, test.images, test.labels, seed=seed, **kw)
+                model = train_lenet(xs, ys, seed=seed, **kw)
+                file = f"seed{seed}_n{n}_{method.replace(' + ', '+')}.safetensors"
+                io.save_checkpoint(folder / file, model.state_dict(), {"img_shape": list(xs.shape[1:]),
+                                                                      "num_classes": k})
                 rows.append({"n_real": n, "method": method, "seed": seed, "n_generated": len(xs) - n,
-                             "accuracy": acc, "seconds": round(time.perf_counter() - t0, 3)})
+                             "train_s": round(time.perf_counter() - t0, 3), "file": file})
                 bar.update(1)
     bar.close()
+    io.write_json(manifest, {"key": key, "rows": rows})
+    return pd.DataFrame(rows)
+
+
+def augmentation_experiment(prof: Profile, sizes: list[int] | None = None, seeds: list[int] | None = None,
+                            progress: bool = True) -> pd.DataFrame:
+    """Test accuracy of the classifiers :func:`train_augmentation_classifiers` trained on ``n`` real
+    training images (``aug_sizes``), without and with generated images (thesis §2.5.4, second
+    experiment; Fig. 2.7), on the whole real test split; one row per (n, method, seed). Nothing is
+    trained here: classifiers missing or trained for other settings or checkpoints are a
+    :class:`DataError` that names notebook 01.
+
+    Caveat (also the thesis'): ModNet, its frozen classifier and DCGAN were trained on the full
+    labelled training split, so the generated images carry information from more than ``n`` images.
+    Writes ``augmentation.csv``.
+    """
+    plan, key = _aug_plan(prof, sizes, seeds)
+    folder = _aug_dir(prof.profile)
+    manifest = folder / "manifest.json"
+    done = json.loads(manifest.read_text()) if manifest.is_file() else {}
+    if done.get("key") != json.loads(json.dumps(key)):
+        raise DataError(f"the augmentation classifiers of profile {prof.profile!r} are "
+                        f"{'trained for other settings or checkpoints' if done else 'not trained'} ({folder}); "
+                        "run notebook 01 (modnet.train_augmentation_classifiers) first")
+    test = data_mod.load(prof.dataset, "test", seed=prof.data_seed)
+    rows = []
+    for r in tqdm(done["rows"], desc="modnet augmentation (score)", disable=not progress, ncols=100):
+        t0 = time.perf_counter()
+        tensors, meta = io.load_checkpoint(folder / r["file"])
+        model = LeNet5(tuple(meta["img_shape"]), int(meta["num_classes"]))
+        model.load_state_dict(tensors)
+        with torch_threads(1):
+            acc = accuracy(model.eval(), test.images, test.labels)
+        rows.append({"n_real": r["n_real"], "method": r["method"], "seed": r["seed"], "n_generated": r["n_generated"],
+                     "accuracy": acc, "train_s": r["train_s"], "score_s": round(time.perf_counter() - t0, 3)})
     df = pd.DataFrame(rows)
-    io.write_text(out_dir(profile) / "augmentation.csv", df.to_csv(index=False))
+    io.write_text(out_dir(prof.profile) / "augmentation.csv", df.to_csv(index=False))
     return df
 
 

@@ -73,28 +73,31 @@ def samples(prof: settings_mod.Profile, n: int, seed: int = 0, dataset: str | No
     return train.sample(G, n, seed=seed)
 
 
-def frozen_classifier(meta: dict[str, Any]):
-    """The classifier ModNet was trained against (from the feature-classifier cache), from checkpoint ``meta``."""
+def frozen_classifier(meta: dict[str, Any], train_if_missing: bool = False):
+    """The classifier ModNet was trained against (from the feature-classifier cache), from checkpoint
+    ``meta``; trained again only with ``train_if_missing`` (otherwise a missing one is a DataError)."""
     fc = meta.get("frozen_classifier")
     if not fc:
         raise CheckpointError("modnet checkpoint metadata has no 'frozen_classifier'; retrain the model")
     ext = classifier(dataset=meta["dataset"], data_seed=int(meta.get("data_seed") or 0), seed=int(fc["seed"]),
-                     progress=False, **dict(fc["settings"]))
+                     progress=False, train_if_missing=train_if_missing, **dict(fc["settings"]))
     if ext.meta.get("cache_key") != fc["cache_key"]:
         warnings.warn("the frozen classifier differs from the one modnet was trained against "
                       f"({ext.meta.get('cache_key')} vs {fc['cache_key']})", stacklevel=2)
     return ext
 
 
-def transfer_classifier(prof: settings_mod.Profile, meta: dict[str, Any]):
-    """The second classifier (``transfer_classifier`` settings: another seed/width), trained once and cached."""
+def transfer_classifier(prof: settings_mod.Profile, meta: dict[str, Any], train_if_missing: bool = False):
+    """The second classifier (``transfer_classifier`` settings: another seed/width), cached; trained
+    only with ``train_if_missing`` (notebook 01, :func:`~.tradeoff.train_lambda_finetunes`), otherwise a
+    missing one is a :class:`DataError` that names notebook 01."""
     tc = dict(prof.modnet.transfer_classifier)
     seed = int(tc.pop("seed", 1))
     if seed == int(meta["frozen_classifier"]["seed"]) and all(
             meta["frozen_classifier"]["settings"].get(k) == v for k, v in tc.items()):
         raise ConfigError("the transfer classifier must differ from the frozen one (seed or settings)")
     return classifier(dataset=meta["dataset"], data_seed=int(meta.get("data_seed") or 0), seed=seed,
-                      progress=False, **tc)
+                      progress=False, train_if_missing=train_if_missing, **tc)
 
 
 # ---------------------------------------------------------------------------- distances

@@ -1,5 +1,6 @@
-"""ModNet λ trade-off (thesis eq. 2.7, §2.2): fine-tune the trained model with each L1 weight λ and score
-class change against closeness; the table and its figure."""
+"""ModNet λ trade-off (thesis eq. 2.7, §2.2): fine-tune the trained model with each L1 weight λ
+(:func:`train_lambda_finetunes`, notebook 01) and score class change against closeness
+(:func:`lambda_tradeoff`, notebook 03); the table and its figure."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import torch
 from tqdm import tqdm
 
 from ... import config, data as data_mod, io, train
-from ...errors import CheckpointError
+from ...errors import CheckpointError, DataError
 from ...models.modnet import ModNetGenerator, random_targets
 from ...train.checkpoints import _read_model_checkpoint, _strip
 from ...settings import Profile
@@ -34,41 +35,49 @@ def _score(G: ModNetGenerator, x: torch.Tensor, y: torch.Tensor, t: torch.Tensor
     return out
 
 
-def lambda_tradeoff(prof: Profile, lambdas: list[float] | None = None, steps: int | None = None,
-                    progress: bool = True) -> pd.DataFrame:
-    """The L1 weight λ trades class change against closeness (thesis eq. 2.7, §2.2).
-
-    For each λ the trained ModNet is fine-tuned for ``tradeoff_steps`` steps with
-    ``L_G + L_label + λ·L1`` (same trainer, seed and data; own folder
-    ``modnet/tradeoff/lambda_<λ>/``, resumed when already done), then scored on ``tradeoff_n`` test
-    images with random targets: fooling rate (frozen, transfer), fooled-and-close rate, L1, L2,
-    SSIM. Writes ``tradeoff.csv``; returns one row per λ.
-    """
-    profile = prof.profile
+def _base(prof: Profile, lambdas: list[float] | None, steps: int | None):
+    """Settings, λ values, fine-tune steps, the trained ModNet's checkpoint (tensors, meta) and the stamp
+    that ties a fine-tune to that checkpoint."""
     s = settings(prof)
     lambdas = [float(v) for v in (lambdas if lambdas is not None else s["lambdas"])]
     steps = int(steps or s["tradeoff_steps"])
-    base_dir = config.model_dir(profile, MODEL, s["dataset"])
+    base_dir = config.model_dir(prof.profile, MODEL, s["dataset"])
     ckpt = train.latest_checkpoint(base_dir)
     if ckpt is None:
         raise CheckpointError(f"no checkpoint in {base_dir / 'checkpoints'}; train the model first (notebook 01)")
     tensors, meta = _read_model_checkpoint(ckpt)
-    data_seed = int(meta.get("data_seed") or 0)
-    train_data = data_mod.load(meta["dataset"], "train", seed=data_seed)
-    test = data_mod.load(meta["dataset"], "test", seed=data_seed)
-    clfs = {"frozen": frozen_classifier(meta), "transfer": transfer_classifier(prof, meta)}
-    g = torch.Generator().manual_seed(s["seed"] + 17)
-    n = min(int(s["tradeoff_n"]), len(test))
-    idx = torch.randperm(len(test), generator=g)[:n]
-    x, y = test.images[idx], test.labels[idx]
-    t = random_targets(y, int(meta["params"]["num_classes"]), g)
-    base = {k: v for k, v in meta["params"].items() if k != "l1_lambda"}
     stamp = {"base_checkpoint_sha256": io.sha256(ckpt), "steps": steps}  # redo when the base model changes
+    return s, lambdas, steps, tensors, meta, stamp
+
+
+def _folder(profile: str, lam: float):
+    return out_dir(profile) / "tradeoff" / f"lambda_{lam:g}"
+
+
+def train_lambda_finetunes(prof: Profile, lambdas: list[float] | None = None, steps: int | None = None,
+                           progress: bool = True) -> pd.DataFrame:
+    """Fine-tune the trained ModNet once per L1 weight λ (thesis eq. 2.7, §2.2; notebook 01).
+
+    Each fine-tune runs ``tradeoff_steps`` steps of ``L_G + L_label + λ·L1`` from the trained model's
+    weights (same trainer, seed and data, fresh optimisers) in ``modnet/tradeoff/lambda_<λ>/``; a
+    fine-tune of the same base checkpoint that finished is reused, one from another base is redone.
+    Also caches the transfer classifier that :func:`lambda_tradeoff` and ``fooling`` score with.
+    Returns one row per λ: ``lambda, steps, train_s, model_dir``.
+    """
+    s, lambdas, steps, tensors, meta, stamp = _base(prof, lambdas, steps)
+    transfer_classifier(prof, meta, train_if_missing=True)
+    train_data = data_mod.load(meta["dataset"], "train", seed=int(meta.get("data_seed") or 0))
+    base = {k: v for k, v in meta["params"].items() if k != "l1_lambda"}
+    want = json.loads(json.dumps(stamp))
     rows = []
-    for lam in tqdm(lambdas, desc="modnet λ trade-off", disable=not progress, ncols=100):
-        folder = out_dir(profile) / "tradeoff" / f"lambda_{lam:g}"
-        marker = folder / "base.json"
-        stale = not marker.is_file() or json.loads(marker.read_text()) != json.loads(json.dumps(stamp))
+    for lam in tqdm(lambdas, desc="modnet λ fine-tunes", disable=not progress, ncols=100):
+        folder = _folder(prof.profile, lam)
+        marker, done = folder / "base.json", folder / "finetune.json"
+        if done.is_file() and json.loads(done.read_text()).get("stamp") == want:
+            rows.append({"lambda": lam, "steps": steps, "train_s": json.loads(done.read_text())["train_s"],
+                         "model_dir": str(folder)})
+            continue
+        stale = not marker.is_file() or json.loads(marker.read_text()) != want
         if folder.exists() and stale:
             shutil.rmtree(folder)  # fine-tuned from another base model (or interrupted before the marker): redo
         cfg = train.TrainConfig(steps=meta["step"] + steps, batch_size=s["batch_size"], ckpt_every=meta["step"] + steps,
@@ -85,11 +94,47 @@ def lambda_tradeoff(prof: Profile, lambdas: list[float] | None = None, steps: in
             tr.step = int(meta["step"])
             io.write_json(marker, stamp)
         tr.fit(progress=False)
-        G = tr.generator.eval()
+        train_s = round(time.perf_counter() - t0, 2)
+        io.write_json(done, {"stamp": stamp, "train_s": train_s})
+        rows.append({"lambda": lam, "steps": steps, "train_s": train_s, "model_dir": str(folder)})
+    return pd.DataFrame(rows)
+
+
+def lambda_tradeoff(prof: Profile, lambdas: list[float] | None = None, steps: int | None = None,
+                    progress: bool = True) -> pd.DataFrame:
+    """The L1 weight λ trades class change against closeness (thesis eq. 2.7, §2.2).
+
+    Each fine-tune of :func:`train_lambda_finetunes` (notebook 01) is scored on ``tradeoff_n`` test
+    images with random targets: fooling rate (frozen, transfer), fooled-and-close rate, L1, L2, SSIM.
+    Nothing is trained here: a fine-tune that is missing or was made from another base checkpoint is
+    a :class:`DataError` that names notebook 01. Writes ``tradeoff.csv``; returns one row per λ
+    (``train_s``: the fine-tune's wall time, ``score_s``: this scoring's).
+    """
+    s, lambdas, steps, _, meta, stamp = _base(prof, lambdas, steps)
+    want = json.loads(json.dumps(stamp))
+    for lam in lambdas:
+        done = _folder(prof.profile, lam) / "finetune.json"
+        if not done.is_file() or json.loads(done.read_text()).get("stamp") != want:
+            raise DataError(f"no finished λ={lam:g} fine-tune of the current ModNet of profile {prof.profile!r} in "
+                            f"{done.parent}; run notebook 01 (modnet.train_lambda_finetunes) first")
+    data_seed = int(meta.get("data_seed") or 0)
+    test = data_mod.load(meta["dataset"], "test", seed=data_seed)
+    clfs = {"frozen": frozen_classifier(meta), "transfer": transfer_classifier(prof, meta)}
+    g = torch.Generator().manual_seed(s["seed"] + 17)
+    n = min(int(s["tradeoff_n"]), len(test))
+    idx = torch.randperm(len(test), generator=g)[:n]
+    x, y = test.images[idx], test.labels[idx]
+    t = random_targets(y, int(meta["params"]["num_classes"]), g)
+    rows = []
+    for lam in tqdm(lambdas, desc="modnet λ trade-off", disable=not progress, ncols=100):
+        folder = _folder(prof.profile, lam)
+        t0 = time.perf_counter()
+        G, _ = train.load_generator(folder)
         rows.append({"lambda": lam, "steps": steps, **_score(G, x, y, t, clfs, float(s["ssim_min"])),
-                     "seconds": round(time.perf_counter() - t0, 2)})
+                     "train_s": json.loads((folder / "finetune.json").read_text())["train_s"],
+                     "score_s": round(time.perf_counter() - t0, 2)})
     df = pd.DataFrame(rows)
-    io.write_text(out_dir(profile) / "tradeoff.csv", df.to_csv(index=False))
+    io.write_text(out_dir(prof.profile) / "tradeoff.csv", df.to_csv(index=False))
     return df
 
 
