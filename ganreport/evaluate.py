@@ -21,7 +21,8 @@ from . import train as train_mod
 from .errors import CheckpointError, ConfigError
 from .metrics.base import Result
 from .metrics.features import get_extractor, real_features
-from .metrics.suite import RealData, evaluate_samples, rows_from
+from .metrics.suite import (RealData, evaluate_samples, matched_size, reference_split, rows_from, score_at_matched_size,
+                            size_fields)
 
 
 def load_real(dataset: str = "mnist", feature: str = "classifier", data_seed: int = 0,
@@ -49,20 +50,28 @@ def evaluate_model(profile: str, model: str, dataset: str = "mnist", n_samples: 
                    return_samples: bool = False) -> list[dict[str, Any]] | tuple[list[dict[str, Any]], torch.Tensor, dict[str, Result]]:
     """Rows of every metric for the trained ``model`` in ``config.model_dir(profile, model, dataset)``.
 
-    Samples ``n_samples`` images with latents seeded by ``seed`` (``train.sample``), compares them
-    with the real test split (features from ``real`` or loaded here) and evaluates the model's
-    own discriminator as critic. With ``return_samples`` also returns the images and the
-    ``{metric: Result}`` dict (per-sample scores for "most detectable" fakes and the like).
+    Samples ``n = matched_size(n_samples, N_test)`` images with latents seeded by ``seed``
+    (``train.sample``), compares them with ``n`` reference test images (features from ``real`` or
+    loaded here; the same images :func:`~ganreport.metrics.suite.real_baselines` uses with this
+    ``seed``) and evaluates the model's own discriminator as critic. Each row states ``n_fake``,
+    ``n_real`` and a ``size_note`` when the test split is too small for ``n_samples``. A model that
+    modifies real images (one with ``attach_source``, i.e. ModNet) modifies the ``n`` held-out test
+    images of the ``real_test`` baseline, never the reference images it is compared with. With
+    ``return_samples`` also returns the images and the ``{metric: Result}`` dict (per-sample scores
+    for "most detectable" fakes and the like).
     """
     real = real or load_real(dataset, feature, data_seed, feature_kw)
     folder = Path(model_dir) if model_dir else config.model_dir(profile, model, dataset)
     G, meta = train_mod.load_generator(folder)
     D, _ = train_mod.load_discriminator(folder)
-    fake = train_mod.sample(G, n_samples, seed=seed)
-    res = evaluate_samples(fake, real.test.images, real.extractor, train=real.train.images,
-                           real_feats=real.test_feats, train_feats=real.train_feats, critic=D, metrics=metrics,
-                           options=options, seed=seed)
-    rows = rows_from(res, model, profile=profile, dataset=dataset, seed=seed, step=meta.get("step"))
+    n = matched_size(n_samples, len(real.test))
+    if hasattr(G, "attach_source"):  # a model that modifies real images (ModNet) draws them from the held-out
+        _, held = reference_split(len(real.test), n, seed)  # half, never from the reference set it is scored against
+        G.attach_source(real.test.images[held], None if real.test.labels is None else real.test.labels[held])
+    fake = train_mod.sample(G, n, seed=seed)
+    res = score_at_matched_size(fake, real, n_samples, seed, critic=D, metrics=metrics, options=options)
+    rows = rows_from(res, model, profile=profile, dataset=dataset, seed=seed, step=meta.get("step"),
+                     **size_fields(n_samples, len(real.test)))
     return (rows, fake, res) if return_samples else rows
 
 

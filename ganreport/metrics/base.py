@@ -6,7 +6,7 @@ Kept apart from ``__init__`` so that each metric module can import it without a 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -276,6 +276,37 @@ def bootstrap_stat_ci(stat: Callable[[torch.Tensor, torch.Tensor], float], n_a: 
         sd = float(reps.std(ddof=1)) if n_boot > 1 else float("nan")
         return estimate - z * sd, estimate + z * sd, reps
     return float(np.quantile(reps, alpha / 2)), float(np.quantile(reps, 1 - alpha / 2)), reps
+
+
+def half_sample_ci(stat: Callable[..., float], sizes: Sequence[int], estimate: float, seed: int = 0,
+                   n_rep: int = 100, alpha: float = 0.05) -> tuple[float, float, np.ndarray]:
+    """Interval of a statistic of several sets from **half-samples of every set** (the delete-half
+    jackknife: Shao & Wu 1989, "A general theory for jackknife variance estimation").
+
+    Each of ``n_rep`` replicates draws ``⌊n/2⌋`` indices without replacement from each set
+    (``sizes``) and evaluates ``stat(idx_0, idx_1, ...)``. For a smooth statistic the spread of
+    half-sample values around the full-sample one equals the sampling variance of the full
+    estimate (``σ²(1/m − 1/n) = σ²/n`` at ``m = n/2``), from every set at once — unlike a bootstrap
+    of one set with the others fixed, which misses their variability, or a bootstrap with
+    replacement, whose duplicates break k-NN radii and kernel sums. For degenerate U-statistics
+    (MMD² between equal distributions) it is conservative (about √3 too wide). Returns
+    ``estimate ± t_{n_rep−1} · sd(replicates)`` and the replicates.
+    """
+    if n_rep < 2:
+        return float("nan"), float("nan"), np.zeros(0)
+    reps = np.array([stat(*idx) for idx in half_samples(sizes, seed, n_rep)])
+    lo, hi = t_interval(estimate, reps, alpha)
+    return lo, hi, reps
+
+
+def half_samples(sizes: Sequence[int], seed: int = 0, n_rep: int = 100) -> Iterator[tuple[torch.Tensor, ...]]:
+    """The index tuples of :func:`half_sample_ci` (``⌊n/2⌋`` of each set, without replacement,
+    seeded), for statistics that give several values per replicate (precision … coverage)."""
+    if min(sizes) < 4:
+        raise ValueError(f"half-sampling needs at least 4 items per set, got sizes {list(sizes)}")
+    g = rng_for(seed)
+    for _ in range(int(n_rep)):
+        yield tuple(torch.randperm(n, generator=g)[:n // 2] for n in sizes)
 
 
 def _norm_ppf(p: float) -> float:

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import Result, chunks, nearest, register, rng_for
+from .base import Result, chunks, half_sample_ci, nearest, register, rng_for
 
 
 def _balanced_ci(correct_real: torch.Tensor, correct_fake: torch.Tensor, seed: int, n_boot: int,
@@ -37,24 +37,37 @@ def _balanced_ci(correct_real: torch.Tensor, correct_fake: torch.Tensor, seed: i
     return float(torch.quantile(r, alpha / 2)), float(torch.quantile(r, 1 - alpha / 2))
 
 
+def _loo_1nn(real: torch.Tensor, fake: torch.Tensor, chunk: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Correctness of the leave-one-out 1-NN label of every real and every fake sample."""
+    n_r = len(real)
+    z = torch.cat([real, fake])
+    _, idx = nearest(z, z, chunk, exclude_self=True)
+    pred_fake = idx >= n_r
+    return ~pred_fake[:n_r], pred_fake[n_r:]
+
+
 @register("c2st_1nn", "lower")
-def c2st_1nn(real: torch.Tensor, fake: torch.Tensor, *, seed: int = 0, n_boot: int = 1000,
+def c2st_1nn(real: torch.Tensor, fake: torch.Tensor, *, seed: int = 0, n_boot: int = 100,
              chunk: int | None = None, alpha: float = 0.05) -> Result:
     """Leave-one-out 1-NN two-sample accuracy (Xu et al. 2018). Lower (→ 0.5) is better.
 
     Each pooled sample is labelled by its nearest *other* sample (Euclidean); balanced accuracy
     ``(acc_real + acc_fake)/2``. ``extra["detectability"]`` per fake: distance to the nearest
-    real minus distance to the nearest other fake. CI: stratified bootstrap of the correctness
-    indicators (conditional on the pooled sample).
+    real minus distance to the nearest other fake. CI: ``n_boot`` half-samples of both sets
+    (:func:`~ganreport.metrics.base.half_sample_ci`). A bootstrap of the correctness indicators
+    treats them as independent although each depends on its neighbours in both sets; its
+    intervals covered the expected accuracy in 72 % of independent draws (``tests/metrics/test_coverage.py``).
     """
-    n_r = len(real)
-    z = torch.cat([real, fake])
-    d, idx = nearest(z, z, chunk, exclude_self=True)
-    pred_fake = idx >= n_r
-    correct_real, correct_fake = ~pred_fake[:n_r], pred_fake[n_r:]
+    correct_real, correct_fake = _loo_1nn(real, fake, chunk)
     acc_r, acc_f = float(correct_real.double().mean()), float(correct_fake.double().mean())
     value = (acc_r + acc_f) / 2
-    lo, hi = _balanced_ci(correct_real, correct_fake, seed, n_boot, alpha)
+
+    def stat(i: torch.Tensor, j: torch.Tensor) -> float:
+        cr, cf = _loo_1nn(real[i], fake[j], chunk)
+        return (float(cr.double().mean()) + float(cf.double().mean())) / 2
+
+    lo, hi, _ = half_sample_ci(stat, (len(real), len(fake)), value, seed, n_boot, alpha)
+    lo, hi = max(lo, 0.0), min(hi, 1.0)  # an accuracy (nan stays nan)
     d_fr = nearest(fake, real, chunk)[0].sqrt()
     d_ff = nearest(fake, fake, chunk, exclude_self=True)[0].sqrt()
     return Result(value, lo, hi, len(fake), "lower",

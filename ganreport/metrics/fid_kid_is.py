@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .base import Result, bootstrap_stat_ci, register, rng_for, t_interval
+from .base import Result, bootstrap_stat_ci, half_sample_ci, register, rng_for, t_interval
 
 
 # --------------------------------------------------------------------------- FID
@@ -111,8 +111,13 @@ def kid(real: torch.Tensor, fake: torch.Tensor, *, seed: int = 0, num_subsets: i
     ``subset_size`` (capped at the smaller set) real then fake samples without replacement,
     from a generator seeded with ``seed`` — the same draws as torchmetrics after
     ``torch.manual_seed(seed)``. CI: the alpha/2 and 1-alpha/2 quantiles of the subset values
-    (the spread of a ``subset_size`` estimate: conservative for the mean). ``extra["std"]`` is
-    torchmetrics' population std over subsets.
+    (the spread of a ``subset_size`` estimate: conservative for the mean). When both sets are no
+    larger than ``subset_size`` every subset is a permutation of the full sets and the quantiles
+    collapse to a zero-width interval (and when one is, they miss its variability); the interval
+    then comes from ``num_subsets`` half-samples
+    of both sets (:func:`~ganreport.metrics.base.half_sample_ci`; MMD²_u is unbiased at any size,
+    and conservative for equal distributions). ``extra["interval"]`` says which. ``extra["std"]``
+    is torchmetrics' population std over subsets.
     """
     m = min(int(subset_size), len(real), len(fake))
     if m < 2:
@@ -126,12 +131,21 @@ def kid(real: torch.Tensor, fake: torch.Tensor, *, seed: int = 0, num_subsets: i
                                          poly_kernel(f, f, degree, gamma, coef)))
     v = torch.stack(vals)
     value = float(v.mean())
-    if len(v) > 1:
+    whole = m == min(len(real), len(fake)) and m >= 8  # a set enters whole into every subset: the quantiles
+    if whole and len(v) > 1:                           # miss its variability (zero width when both do)
+        def stat(i: torch.Tensor, j: torch.Tensor) -> float:
+            r, f = real[i], fake[j]
+            k = (poly_kernel(a, b, degree, gamma, coef) for a, b in ((r, r), (r, f), (f, f)))
+            return float(_mmd2_unbiased_equal(*k))
+
+        lo, hi, _ = half_sample_ci(stat, (len(real), len(fake)), value, seed, len(v), alpha)
+    elif len(v) > 1:
         lo, hi = float(torch.quantile(v, alpha / 2)), float(torch.quantile(v, 1 - alpha / 2))
     else:
         lo = hi = float("nan")
     return Result(value, lo, hi, len(fake), "lower",
-                  {"std": float(v.std(unbiased=False)), "subsets": v.numpy(), "subset_size": m})
+                  {"std": float(v.std(unbiased=False)), "subsets": v.numpy(), "subset_size": m,
+                   "interval": "half-samples" if whole and len(v) > 1 else "subset quantiles"})
 
 
 # --------------------------------------------------------------------------- IS

@@ -10,15 +10,20 @@ neighbour within its own set (Euclidean, features), following Naeem et al.'s ref
 - coverage  = (1/N) Σ_i 1[ min_j ‖r_i − f_j‖ < NND_k(r_i) ]
 
 All higher is better (density can exceed 1). One pass over chunks of fakes computes all four in
-O(chunk · N) memory. CIs: percentile bootstrap of the per-sample indicators (over fakes for
-precision/density, over reals for recall/coverage), conditional on the other set.
+O(chunk · N) memory. CIs: ``n_boot`` half-samples of both sets
+(:func:`~ganreport.metrics.base.half_samples`; without replacement, so the k-NN radii never see
+duplicates). Recall and coverage depend on the fake set through the fake radii and the nearest
+fake, so an interval over the reals alone (fakes fixed) covered the expected value in only 32 % and
+72 % of independent draws of the fakes.
 """
 
 from __future__ import annotations
 
 import torch
 
-from .base import Result, auto_chunk, bootstrap_mean_ci, chunks, knn_sq_radius, register, sq_dists
+import numpy as np
+
+from .base import Result, auto_chunk, chunks, half_samples, knn_sq_radius, register, sq_dists, t_interval
 
 
 def prdc_per_sample(real: torch.Tensor, fake: torch.Tensor, k: int = 5,
@@ -42,19 +47,26 @@ def prdc_per_sample(real: torch.Tensor, fake: torch.Tensor, k: int = 5,
     return {"precision": precision, "density": density, "recall": recall.double(), "coverage": coverage}
 
 
-def prdc(real: torch.Tensor, fake: torch.Tensor, *, k: int = 5, seed: int = 0, n_boot: int = 1000,
+def prdc(real: torch.Tensor, fake: torch.Tensor, *, k: int = 5, seed: int = 0, n_boot: int = 100,
          chunk: int | None = None, alpha: float = 0.05) -> dict[str, Result]:
-    """All four metrics at once (one distance pass)."""
+    """All four metrics at once (one distance pass; one more per half-sample of the interval)."""
     per = prdc_per_sample(real, fake, k, chunk)
+    reps: dict[str, list[float]] = {n: [] for n in per}
+    if min(len(real), len(fake)) // 2 > k and n_boot >= 2:  # halves need more than k points for the radii
+        for i, j in half_samples((len(real), len(fake)), seed, n_boot):
+            for n, v in prdc_per_sample(real[i], fake[j], k, chunk).items():
+                reps[n].append(float(v.mean()))
     out = {}
     for name, v in per.items():
-        lo, hi = bootstrap_mean_ci(v, seed, n_boot, alpha)
-        out[name] = Result(float(v.mean()), lo, hi, len(fake), "higher", {"per_sample": v.numpy(), "k": k}, name)
+        value = float(v.mean())
+        lo, hi = t_interval(value, np.asarray(reps[name]), alpha) if reps[name] else (float("nan"),) * 2
+        lo, hi = max(lo, 0.0), (hi if name == "density" else min(hi, 1.0))  # the metrics' ranges (nan stays nan)
+        out[name] = Result(value, lo, hi, len(fake), "higher", {"per_sample": v.numpy(), "k": k}, name)
     return out
 
 
 def _make(name: str):
-    def metric(real: torch.Tensor, fake: torch.Tensor, *, seed: int = 0, k: int = 5, n_boot: int = 1000,
+    def metric(real: torch.Tensor, fake: torch.Tensor, *, seed: int = 0, k: int = 5, n_boot: int = 100,
                chunk: int | None = None, alpha: float = 0.05) -> Result:
         return prdc(real, fake, k=k, seed=seed, n_boot=n_boot, chunk=chunk, alpha=alpha)[name]
 

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from ..data import ImageData
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 from .base import METRICS, SINGLE_THREAD_MAX, Result, check_features, check_same_dim, torch_threads
 from .features import Extractor, extract
 
@@ -47,6 +47,10 @@ FAST_OPTIONS: dict[str, dict[str, Any]] = {
     "kid": {"num_subsets": 20, "subset_size": 500},
     "c2st_net": {"hidden": 32, "steps": 150},
     "memorization": {"n_boot": 100},
+    "precision": {"n_boot": 40},  # the half-sample intervals of precision ... coverage (one pass gives all four)
+    "ddm": {"n_boot": 40},
+    "ddm_train": {"n_boot": 40},
+    "c2st_1nn": {"n_boot": 40},
     "mmd": {"n_blocks": 5},
     "mmd_poly": {"n_blocks": 5},
 }
@@ -181,31 +185,79 @@ def rows_from(results: dict[str, Result], model: str, *, profile: str = "", data
             for name, res in results.items()]
 
 
+def matched_size(n_samples: int, n_test: int) -> int:
+    """The number of fakes and of reals every comparison uses: ``min(n_samples, n_test // 2)``.
+
+    Most of these metrics depend on the sample sizes (FID and the k-NN metrics are biased at small
+    n, coverage on identical distributions is ``1 − e^(−kM/N)``), so a model and the real baselines
+    are compared only at the same sizes. The ideal-generator baseline ``real_test`` needs two
+    disjoint sets of test images, so n is at most half the test split (offline MNIST: 1,250).
+    """
+    if n_samples < 1 or n_test < 2:
+        raise DataError(f"need n_samples >= 1 and >= 2 test images, got {n_samples} and {n_test}")
+    return min(int(n_samples), int(n_test) // 2)
+
+
+def reference_split(n_test: int, n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices of two disjoint sets of ``n`` test images, drawn with ``seed``: the **reference** set
+    every model and baseline is compared with, and the **held-out** set that plays an ideal
+    generator (``real_test``)."""
+    if 2 * n > n_test:
+        raise DataError(f"two disjoint sets of {n} need {2 * n} test images; the split holds {n_test}")
+    perm = torch.randperm(n_test, generator=torch.Generator().manual_seed(int(seed)))
+    return perm[:n], perm[n:2 * n]
+
+
+def size_fields(n_samples: int, n_test: int) -> dict[str, Any]:
+    """Row fields that state the sizes of a comparison: ``n_fake``, ``n_real`` and ``size_note``
+    (empty unless the profile's ``n_samples`` could not be matched)."""
+    n = matched_size(n_samples, n_test)
+    note = "" if n == n_samples else (f"matched at n = {n}: the test split holds {n_test} images, so the profile's "
+                                      f"{n_samples} fakes were reduced to {n} against {n} reals")
+    return {"n_fake": n, "n_real": n, "size_note": note}
+
+
+def score_at_matched_size(fake: torch.Tensor, real: RealData, n_samples: int, seed: int = 0, *,
+                          fake_feats: dict[str, torch.Tensor] | None = None, critic: nn.Module | None = None,
+                          metrics: Sequence[str] | None = None, options: dict[str, dict[str, Any]] | None = None
+                          ) -> dict[str, Result]:
+    """:func:`evaluate_samples` of the first ``matched_size(n_samples, N_test)`` of ``fake`` against
+    the same number of reference test images (:func:`reference_split` with ``seed``) — what every
+    model and real baseline of a profile is scored with."""
+    n = matched_size(n_samples, len(real.test))
+    if len(fake) < n:
+        raise DataError(f"{len(fake)} fake images given, {n} needed for the matched comparison")
+    ref, _ = reference_split(len(real.test), n, seed)
+    return evaluate_samples(fake[:n], real.test.images[ref], real.extractor, train=real.train.images,
+                            real_feats={k: v[ref] for k, v in real.test_feats.items()}, train_feats=real.train_feats,
+                            fake_feats=None if fake_feats is None else {k: v[:n] for k, v in fake_feats.items()},
+                            critic=critic, metrics=metrics, options=options, seed=seed)
+
+
 def real_baselines(real: RealData, n_samples: int = 256, seed: int = 0, profile: str = "",
                    metrics: Sequence[str] | None = None, options: dict[str, dict[str, Any]] | None = None
                    ) -> list[dict[str, Any]]:
-    """Rows for two reference "generators" made of real images:
+    """Rows for two reference "generators" made of real images, at the models' sizes: with
+    ``n = matched_size(n_samples, N_test)``, each is ``n`` images against the same ``n`` reference
+    test images the models are scored with (:func:`score_at_matched_size`, same ``seed``):
 
-    - ``real_train``: ``n_samples`` training images scored like a model against the test split
-      (what a perfect memoriser would get: note ``memorization`` → 0 and ``ddm_train`` < 0);
-    - ``real_test``: two disjoint halves of the test split — ``n = min(n_samples, N_test/2)``
-      images against the remaining ones (what a perfect generator of new images would get).
+    - ``real_train``: ``n`` training images (what a perfect memoriser would get: note
+      ``memorization`` → 0 and ``ddm_train`` < 0);
+    - ``real_test``: the ``n`` held-out test images of :func:`reference_split`, disjoint from the
+      reference set (what a perfect generator of new images would get).
+
+    Each row states ``n_fake``, ``n_real`` and a ``size_note`` when ``n < n_samples``.
     """
-    g = torch.Generator().manual_seed(seed)
-    n_tr = min(n_samples, len(real.train))
-    it = torch.randperm(len(real.train), generator=g)[:n_tr]
-    sub = {k: v[it] for k, v in real.train_feats.items()}
-    res_tr = evaluate_samples(real.train.images[it], real.test.images, real.extractor, train=real.train.images,
-                              real_feats=real.test_feats, train_feats=real.train_feats, fake_feats=sub,
-                              metrics=metrics, options=options, seed=seed)
-    perm = torch.randperm(len(real.test), generator=g)
-    n_te = min(n_samples, len(real.test) // 2)
-    b, a = perm[:n_te], perm[n_te:]
-    res_te = evaluate_samples(real.test.images[b], real.test.images[a], real.extractor, train=real.train.images,
-                              real_feats={k: v[a] for k, v in real.test_feats.items()},
-                              fake_feats={k: v[b] for k, v in real.test_feats.items()},
-                              train_feats=real.train_feats, metrics=metrics, options=options, seed=seed)
-    kw = dict(profile=profile, dataset=real.dataset, seed=seed)
+    n = matched_size(n_samples, len(real.test))
+    it = torch.randperm(len(real.train), generator=torch.Generator().manual_seed(int(seed)))[:min(n, len(real.train))]
+    res_tr = score_at_matched_size(real.train.images[it], real, n_samples, seed,
+                                   fake_feats={k: v[it] for k, v in real.train_feats.items()}, metrics=metrics,
+                                   options=options)
+    _, held = reference_split(len(real.test), n, seed)
+    res_te = score_at_matched_size(real.test.images[held], real, n_samples, seed,
+                                   fake_feats={k: v[held] for k, v in real.test_feats.items()}, metrics=metrics,
+                                   options=options)
+    kw = dict(profile=profile, dataset=real.dataset, seed=seed, **size_fields(n_samples, len(real.test)))
     return rows_from(res_tr, "real_train", **kw) + rows_from(res_te, "real_test", **kw)
 
 

@@ -258,25 +258,25 @@ def ladder_on(real, n: int, seed: int = 0, ladder: dict[str, Sequence[float]] | 
                                 real_feats=ref_feats, train_feats=real.train_feats, fake_feats=feats,
                                 metrics=metrics, options=options or FAST_OPTIONS, seed=seed)
 
-    return corruption_ladder(real.test.images[b], score, ladder, seed, progress)
+    df = corruption_ladder(real.test.images[b], score, ladder, seed, progress)
+    df["n_real"] = len(a)  # every rung: len(b) corrupted images against len(a) = len(b) reference images
+    return df
 
 
-def missing_modes_on(real, size: int, classes: Sequence[int] = (1, 2, 5, 10),
-                     distinct: Sequence[int] = (10, 100, 1000, 2500), seed: int = 0,
-                     metrics: Sequence[str] = MODES_METRICS, options: dict | None = None, progress: bool = False):
-    """:func:`missing_modes` on a :class:`~ganreport.metrics.suite.RealData`: sets drawn from the
-    train + val splits, scored against ``size`` test images (all of them when ``size`` allows)."""
+def modes_size(real, size: int) -> int:
+    """The set size of the missing-modes experiment on ``real``: ``size``, capped by the train + val
+    pool and by half the test split (the real-vs-real line needs ``size`` held-out test images
+    besides the ``size`` reference ones, so that the line and the curves share their sizes)."""
     from .. import data as data_mod
-    from .suite import FAST_OPTIONS, evaluate_samples
-    from .features import extract
 
-    val = data_mod.load(real.dataset, "val", seed=real.data_seed)
-    pool = torch.cat([real.train.images, val.images])
-    labels = torch.cat([real.train.labels, val.labels])
-    pool_feats = {k: torch.cat([v, extract(real.extractor, val.images)[k]]) for k, v in real.train_feats.items()}
-    size = min(int(size), len(pool))
-    g = torch.Generator().manual_seed(int(seed))
-    ref = torch.randperm(len(real.test), generator=g)[:min(size, len(real.test))]
+    n_val = len(data_mod.load(real.dataset, "val", seed=real.data_seed))
+    return min(int(size), len(real.train) + n_val, len(real.test) // 2)
+
+
+def _modes_scorer(real, size: int, seed: int, metrics: Sequence[str], options: dict | None):
+    from .suite import FAST_OPTIONS, evaluate_samples, reference_split
+
+    ref, held = reference_split(len(real.test), size, seed)
     ref_feats = {k: v[ref] for k, v in real.test_feats.items()}
 
     def score(images: torch.Tensor, feats: dict[str, torch.Tensor] | None) -> dict[str, Result]:
@@ -284,7 +284,44 @@ def missing_modes_on(real, size: int, classes: Sequence[int] = (1, 2, 5, 10),
                                 real_feats=ref_feats, train_feats=real.train_feats, fake_feats=feats,
                                 metrics=metrics, options=options or FAST_OPTIONS, seed=seed)
 
-    return missing_modes(pool, labels, score, size, classes, distinct, pool_feats, seed, progress)
+    return score, held
+
+
+def missing_modes_on(real, size: int, classes: Sequence[int] = (1, 2, 5, 10),
+                     distinct: Sequence[int] = (10, 100, 1000, 2500), seed: int = 0,
+                     metrics: Sequence[str] = MODES_METRICS, options: dict | None = None, progress: bool = False):
+    """:func:`missing_modes` on a :class:`~ganreport.metrics.suite.RealData`: sets of
+    ``modes_size(real, size)`` images drawn from the train + val splits, scored against as many
+    reference test images (:func:`~ganreport.metrics.suite.reference_split`); the column ``n_real``
+    states that size. :func:`modes_baseline_on` scores held-out test images at the same sizes."""
+    from .. import data as data_mod
+    from .features import extract
+
+    val = data_mod.load(real.dataset, "val", seed=real.data_seed)
+    pool = torch.cat([real.train.images, val.images])
+    labels = torch.cat([real.train.labels, val.labels])
+    pool_feats = {k: torch.cat([v, extract(real.extractor, val.images)[k]]) for k, v in real.train_feats.items()}
+    size = modes_size(real, size)
+    score, _ = _modes_scorer(real, size, seed, metrics, options)
+    df = missing_modes(pool, labels, score, size, classes, distinct, pool_feats, seed, progress)
+    df["n_real"] = size
+    return df
+
+
+def modes_baseline_on(real, size: int, seed: int = 0, metrics: Sequence[str] = MODES_METRICS,
+                      options: dict | None = None):
+    """The real-vs-real line of the missing-modes plot at the experiment's own sizes: ``size``
+    held-out test images (an ideal generator) against the same ``size`` reference test images,
+    options and seed as :func:`missing_modes_on`. Columns ``metric, value, ci_low, ci_high, n,
+    direction, feature, n_real``."""
+    import pandas as pd
+
+    size = modes_size(real, size)
+    score, held = _modes_scorer(real, size, seed, metrics, options)
+    df = pd.DataFrame(_tidy(score(real.test.images[held], {k: v[held] for k, v in real.test_feats.items()}),
+                            baseline="real_vs_real"))
+    df["n_real"] = size
+    return df
 
 
 # --------------------------------------------------------------------------- plots
@@ -306,6 +343,9 @@ def plot_ladder(df, metrics: Sequence[str] | None = None, ncols: int = 5):
             lo = (g["value"] - g["ci_low"]).clip(lower=0).fillna(0)
             hi = (g["ci_high"] - g["value"]).clip(lower=0).fillna(0)
             ax.errorbar(g["level"], g["value"], yerr=[lo, hi], marker="o", ms=3, capsize=2, label=kind)
+        clean = sub[sub["level"] == 0]
+        if len(clean):  # level 0 is the uncorrupted set: the real-vs-real value at the ladder's own sizes
+            ax.axhline(float(clean["value"].iloc[0]), ls="--", c="grey", lw=0.8)
         ax.set_title(m + _arrow(sub["direction"].iloc[0]), fontsize=8)
         ax.set_xlabel("corruption level (0 = clean)", fontsize=7)
         ax.set_ylabel(m, fontsize=7)
@@ -317,7 +357,8 @@ def plot_ladder(df, metrics: Sequence[str] | None = None, ncols: int = 5):
     levels = "; ".join(f"{k}: {', '.join(f'{s:g}' for s in v)} {UNITS[k].split(' (')[0]}" for k, v in LADDER.items())
     fig.legend(handles, [f"{lab} — {UNITS.get(lab, '')}" for lab in labels], loc="upper center", ncol=3,
                fontsize=8, frameon=False)
-    fig.text(0.5, 0.005, f"levels — {levels}", ha="center", fontsize=6)
+    fig.text(0.5, 0.005, f"levels — {levels}; dashed: the clean set (real vs real, same sizes)", ha="center",
+             fontsize=6)
     fig.tight_layout(rect=(0, 0.02, 1, 0.95))
     return fig
 
@@ -326,9 +367,11 @@ def plot_missing_modes(df, metrics: Sequence[str] = ("is", "ddm", "fid", "kid", 
                                                      "c2st_1nn"), baseline=None):
     """Two rows (k classes; n distinct images, log axis), one column per metric, value ± CI.
 
-    ``baseline``: optional real-vs-real frame (``metric, value``) drawn as a dashed line.
+    ``baseline``: optional real-vs-real frame (``metric, value[, ci_low, ci_high]``) at the same set
+    sizes (:func:`modes_baseline_on`), drawn as a dashed line with its 95 % interval shaded.
     """
     import matplotlib.pyplot as plt
+    import pandas as pd
 
     metrics = [m for m in metrics if m in set(df["metric"])]
     fig, axes = plt.subplots(2, len(metrics), figsize=(2.6 * len(metrics), 5.0), squeeze=False)
@@ -343,8 +386,10 @@ def plot_missing_modes(df, metrics: Sequence[str] = ("is", "ddm", "fid", "kid", 
             hi = (g["ci_high"] - g["value"]).clip(lower=0).fillna(0)
             ax.errorbar(g["k"], g["value"], yerr=[lo, hi], marker="o", ms=3, capsize=2)
             if baseline is not None and m in set(baseline["metric"]):
-                ax.axhline(float(baseline.loc[baseline["metric"] == m, "value"].iloc[0]), ls="--", c="grey",
-                           lw=1, label="real vs real")
+                b = baseline[baseline["metric"] == m].iloc[0]
+                ax.axhline(float(b["value"]), ls="--", c="grey", lw=1, label="real vs real, same sizes")
+                if pd.notna(b.get("ci_low")) and pd.notna(b.get("ci_high")):
+                    ax.axhspan(float(b["ci_low"]), float(b["ci_high"]), color="grey", alpha=0.15, lw=0)
             if exp == "distinct":
                 ax.set_xscale("log")
             ax.set_xlabel("number of classes k" if exp == "classes" else "distinct images n (log)", fontsize=7)
@@ -354,6 +399,9 @@ def plot_missing_modes(df, metrics: Sequence[str] = ("is", "ddm", "fid", "kid", 
             ax.grid(alpha=0.3)
     if baseline is not None:
         axes[0, 0].legend(fontsize=6)
+    if "n_real" in df:
+        fig.suptitle(f"sets of {int(df['n_real'].iloc[0])} images against {int(df['n_real'].iloc[0])} reference "
+                     "test images (value ± 95 % CI)", fontsize=8)
     fig.tight_layout()
     return fig
 
@@ -417,5 +465,6 @@ def modes_summary(df, tol: float = 0.02):
 
 
 __all__ = ["modes_summary", "LADDER", "UNITS", "corrupt", "gaussian_blur", "corruption_ladder", "ladder_summary", "ladder_table",
-           "replicate", "missing_modes", "real_vs_real", "ladder_on", "missing_modes_on", "plot_ladder",
+           "replicate", "missing_modes", "real_vs_real", "ladder_on", "missing_modes_on", "modes_size",
+           "modes_baseline_on", "plot_ladder",
            "plot_missing_modes", "saturation", "thin_ladder", "LADDER_METRICS", "MODES_METRICS"]
