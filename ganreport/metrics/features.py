@@ -36,6 +36,7 @@ from .. import config, io
 from .. import data as data_mod
 from ..data import data_hash
 from ..errors import CheckpointError, ConfigError, DataError
+from ..fit import fit
 from ..models.classifier import SmallCNN
 from ..registry import Registry
 
@@ -193,9 +194,10 @@ def train_classifier(dataset: str = "mnist", data_seed: int = 0, seed: int = 0, 
                      **settings: Any) -> tuple[SmallCNN, dict[str, Any]]:
     """Train a :class:`SmallCNN` on the real ``split`` of ``dataset`` (labels required).
 
-    Adam with a cosine learning-rate schedule, light random affine augmentation, every random
-    draw (initialisation, shuffling, augmentation, dropout) from ``seed``. Returns the model
-    (eval mode) and metadata with the held-out ``test_accuracy`` on the test split.
+    Adam with a one-cycle learning-rate schedule (:func:`ganreport.fit.fit`), light random affine
+    augmentation, every random draw (initialisation, shuffling, augmentation, dropout) from
+    ``seed``. Returns the model (eval mode) and metadata with the held-out ``test_accuracy`` on the
+    test split.
 
     Parameters
     ----------
@@ -218,31 +220,17 @@ def train_classifier(dataset: str = "mnist", data_seed: int = 0, seed: int = 0, 
         model = SmallCNN(train.shape, n_classes, width=int(s["width"]), prelogit_dim=int(s["prelogit_dim"]),
                          dropout=float(s["dropout"]))
     rng = torch.Generator().manual_seed(seed)
-    opt = torch.optim.Adam(model.parameters(), lr=float(s["lr"]), weight_decay=float(s["weight_decay"]))
     epochs, bs = int(s["epochs"]), int(s["batch_size"])
     if epochs < 1 or bs < 1:
         raise ConfigError(f"classifier epochs and batch_size must be >= 1, got {epochs}, {bs}")
-    steps_per_epoch = math.ceil(len(train) / bs)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=float(s["lr"]), total_steps=epochs * steps_per_epoch,
-                                                pct_start=0.15)
     t0 = time.perf_counter()
-    model.train()
-    bar = tqdm(range(epochs), desc="train classifier", disable=not progress, ncols=100, mininterval=2.0)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed + 1)  # dropout draws from the global generator: keep it seeded and local
-        for _ in bar:
-            order = torch.randperm(len(train), generator=rng)
-            for i in range(0, len(train), bs):
-                idx = order[i:i + bs]
-                x, y = train.images[idx], train.labels[idx]
-                if s["augment"]:
-                    x = _affine_augment(x, rng, float(s["max_rotate"]), float(s["max_translate"]), float(s["max_scale"]))
-                loss = F.cross_entropy(model(x), y)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
-            bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
+
+    def augment(x: torch.Tensor, y: torch.Tensor, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        return _affine_augment(x, g, float(s["max_rotate"]), float(s["max_translate"]), float(s["max_scale"])), y
+
+    fit(model, train.images, train.labels, rng, batch_size=bs, lr=float(s["lr"]), epochs=epochs,
+        weight_decay=float(s["weight_decay"]), schedule="onecycle", pct_start=0.15,
+        augment=augment if s["augment"] else None, dropout_seed=seed + 1, progress=progress, desc="train classifier")
     model.eval()
     meta = dict(dataset=dataset, split=split, data_seed=data_seed, seed=seed, settings=s, data_kw=data_kw,
                 img_shape=list(train.shape), num_classes=n_classes, n_train=len(train), n_test=len(test),

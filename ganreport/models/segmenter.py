@@ -34,10 +34,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm import tqdm
 
 from .. import config, io
 from ..data import SHAPES_CONCEPTS, ImageData, make_shapes
+from ..fit import fit
 from ..errors import CheckpointError, ConfigError, DataError
 
 SEGMENTER_VERSION = 1
@@ -215,35 +215,21 @@ def train_segmenter(cfg: SegmenterConfig | None = None, progress: bool = True) -
         torch.manual_seed(cfg.seed)
         seg = Segmenter(SHAPES_CONCEPTS, cfg.width)
     rng = torch.Generator().manual_seed(cfg.seed)
-    opt = torch.optim.Adam(seg.parameters(), lr=cfg.lr)
-    n_batches = int(np.ceil(len(train) / cfg.batch_size))
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.epochs * n_batches)
     x_all, y_all = train.images, train.masks
     freq = torch.bincount(y_all.flatten(), minlength=len(SHAPES_CONCEPTS)).double().clamp_min(1)
     weight = (freq / freq.sum()) ** -cfg.class_weight_power
     weight = (weight / (weight * freq / freq.sum()).sum()).float()  # pixel-averaged weight = 1
-    seg.train()
-    bar = tqdm(total=cfg.epochs * n_batches, desc="train segmenter", disable=not progress, mininterval=2.0, ncols=100)
-    last = float("nan")
-    for _ in range(cfg.epochs):
-        order = torch.randperm(len(train), generator=rng)
-        for b in range(n_batches):
-            idx = order[b * cfg.batch_size:(b + 1) * cfg.batch_size]
-            x, y = x_all[idx], y_all[idx]
-            flip = torch.rand(len(idx), generator=rng) < 0.5
-            x = torch.where(flip[:, None, None, None], x.flip(-1), x)
-            y = torch.where(flip[:, None, None], y.flip(-1), y)
-            if cfg.noise > 0:
-                x = (x + cfg.noise * torch.randn(x.shape, generator=rng)).clamp(-1, 1)
-            loss = F.cross_entropy(seg(x), y, weight=weight)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            last = float(loss.detach())
-            bar.update(1)
-        bar.set_postfix(loss=f"{last:.3f}", refresh=False)
-    bar.close()
+
+    def augment(x: torch.Tensor, y: torch.Tensor, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        flip = torch.rand(len(x), generator=g) < 0.5
+        x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+        y = torch.where(flip[:, None, None], y.flip(-1), y)
+        if cfg.noise > 0:
+            x = (x + cfg.noise * torch.randn(x.shape, generator=g)).clamp(-1, 1)
+        return x, y
+
+    last = fit(seg, x_all, y_all, rng, batch_size=cfg.batch_size, lr=cfg.lr, epochs=cfg.epochs, schedule="onecycle",
+               augment=augment, loss_weight=weight, progress=progress, desc="train segmenter").last_loss
     seg.eval().requires_grad_(False)
     secs = time.perf_counter() - t0
     test = make_shapes(cfg.n_test, seed=20_000 + cfg.seed)

@@ -5,17 +5,15 @@ and seeds, trained once on the real training split and cached by a hash of their
 
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
-from tqdm import tqdm
 
 from ... import config, io
 from ...errors import ConfigError, DataError
+from ...fit import fit
 from ...metrics.features import ClassifierExtractor, _affine_augment, accuracy
 from .common import _key, CLASSIFIER_TRAIN_DEFAULTS, single_thread
 
@@ -28,8 +26,8 @@ def train_embedding_net(dataset: str = "mnist", data_seed: int = 0, progress: bo
     """Train (or load from the cache) one extra embedding classifier described by ``spec``
     (keys of :data:`CLASSIFIER_TRAIN_DEFAULTS`; ``arch`` in ``models.classifier.ARCHITECTURES``).
 
-    Adam + one-cycle schedule, light affine augmentation, every draw from ``seed``; the held-out
-    test accuracy goes to ``extractor.meta["test_accuracy"]``. Cached as safetensors + JSON under
+    Adam + one-cycle schedule (:func:`ganreport.fit.fit`), light affine augmentation, every draw
+    from ``seed``; the held-out test accuracy goes to ``extractor.meta["test_accuracy"]``. Cached as safetensors + JSON under
     ``<cache>/ddm_study_classifiers/`` by a hash of the spec and the training data. With
     ``train_if_missing=False`` (notebook 02 scores, notebook 01 trains) a missing entry is a
     :class:`DataError`.
@@ -80,27 +78,15 @@ def train_embedding_net(dataset: str = "mnist", data_seed: int = 0, progress: bo
     if s["n_train"] is not None:
         pick = torch.randperm(len(x_all), generator=rng)[:int(s["n_train"])]
         x_all, y_all = x_all[pick], y_all[pick]
-    bs, epochs = int(s["batch_size"]), int(s["epochs"])
-    opt = torch.optim.Adam(model.parameters(), lr=float(s["lr"]), weight_decay=float(s["weight_decay"]))
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=float(s["lr"]),
-                                                total_steps=epochs * math.ceil(len(x_all) / bs), pct_start=0.15)
+
+    def augment(x: torch.Tensor, y: torch.Tensor, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        return _affine_augment(x, g, 10.0, 0.1, 0.1), y
+
     t0 = time.perf_counter()
-    model.train()
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(s["seed"]) + 1)  # dropout draws
-        for _ in tqdm(range(epochs), desc=f"train {s['arch']} (seed {s['seed']})", disable=not progress, ncols=100,
-                      mininterval=2.0):
-            order = torch.randperm(len(x_all), generator=rng)
-            for i in range(0, len(x_all), bs):
-                idx = order[i:i + bs]
-                x = x_all[idx]
-                if s["augment"]:
-                    x = _affine_augment(x, rng, 10.0, 0.1, 0.1)
-                loss = F.cross_entropy(model(x), y_all[idx])
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
+    fit(model, x_all, y_all, rng, batch_size=int(s["batch_size"]), lr=float(s["lr"]), epochs=int(s["epochs"]),
+        weight_decay=float(s["weight_decay"]), schedule="onecycle", pct_start=0.15,
+        augment=augment if s["augment"] else None, dropout_seed=int(s["seed"]) + 1, progress=progress,
+        desc=f"train {s['arch']} (seed {s['seed']})")
     model.eval()
     meta = dict(s, dataset=dataset, data_seed=data_seed, cache_key=key, n_train=len(x_all), num_classes=n_classes,
                 test_accuracy=accuracy(model, test.images, test.labels), n_test=len(test),

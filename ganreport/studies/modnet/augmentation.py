@@ -11,11 +11,11 @@ from typing import Any
 
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from ... import config, data as data_mod, io, train
 from ...errors import CheckpointError, ConfigError, DataError
+from ...fit import fit
 from ...metrics.base import torch_threads
 from ...metrics.features import accuracy
 from ...settings import Profile
@@ -64,7 +64,7 @@ class LeNet5(torch.nn.Module):
 def train_lenet(images: torch.Tensor, labels: torch.Tensor, seed: int, steps: int = 250, batch_size: int = 32,
                 lr: float = 3e-3, num_classes: int = 10) -> LeNet5:
     """Train a :class:`LeNet5` for ``steps`` Adam steps (cosine learning-rate decay) on batches drawn
-    with replacement from ``(images, labels)``; return it in eval mode.
+    with replacement from ``(images, labels)`` (:func:`ganreport.fit.fit`); return it in eval mode.
 
     Every draw (initialisation, batches) comes from ``seed``; the step count does not depend on the
     training-set size, so conditions with and without generated images get the same compute. Runs
@@ -76,19 +76,9 @@ def train_lenet(images: torch.Tensor, labels: torch.Tensor, seed: int, steps: in
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = LeNet5(tuple(images.shape[1:]), num_classes)
-    g = torch.Generator().manual_seed(seed)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
-    model.train()
-    with torch_threads(1):
-        for _ in range(steps):
-            idx = torch.randint(len(images), (batch_size,), generator=g)
-            loss = F.cross_entropy(model(images[idx]), labels[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-    return model.eval()
+    fit(model, images, labels, torch.Generator().manual_seed(seed), batch_size=batch_size, lr=lr, steps=steps,
+        schedule="cosine", threads=1)
+    return model
 
 
 def train_eval_classifier(images: torch.Tensor, labels: torch.Tensor, test_images: torch.Tensor,
