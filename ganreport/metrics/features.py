@@ -126,7 +126,9 @@ class ClassifierExtractor(Extractor):
         self.model = model.to(device).eval().requires_grad_(False)
         self.meta = meta
         self.device = torch.device(device)
-        self.key = f"classifier-{meta['cache_key']}"
+        # the weights themselves, not only the settings that trained them: a retrained network (other
+        # thread count, deleted checkpoint) never meets real features cached from its predecessor
+        self.key = f"classifier-{meta['cache_key']}-{io.tensors_sha256(self.model.state_dict())[:16]}"
 
     @property
     def test_accuracy(self) -> float:
@@ -406,7 +408,10 @@ def _features_path(extractor: Extractor, dataset: str, split: str, data_seed: in
 def real_features(extractor: Extractor, dataset: str = "mnist", split: str = "test", data_seed: int = 0,
                   cache_dir: str | Path | None = None, batch_size: int = 256,
                   data_kw: dict[str, Any] | None = None) -> dict[str, torch.Tensor]:
-    """Features of a real split, cached by a hash of (extractor, dataset, split, data seed, data)."""
+    """Features of a real split, cached by a hash of (extractor, dataset, split, data seed, data).
+
+    The extractor's ``key`` names its weights (``ClassifierExtractor``: settings and a SHA-256 of the
+    state dict), so features cached from another network are never read."""
 
     data = data_mod.load(dataset, split, seed=data_seed, **(data_kw or {}))
     root = Path(cache_dir) if cache_dir is not None else config.CACHE_DIR

@@ -202,3 +202,25 @@ def test_evaluate_samples_gives_every_metric_as_rows(mnist_train):
     assert table.shape == (len(res), 1)
     with pytest.raises(ConfigError, match="unknown metric"):
         evaluate.evaluate_samples(fake, real, ext, metrics=["fid", "nope"])
+
+
+def test_a_retrained_classifier_never_reads_stale_features(tmp_path):
+    """The feature cache is keyed on the weights: after a retrain that changes them (e.g. another
+    thread count; here the weights are perturbed and saved under the same settings), the real
+    features are computed again. Before #35 the cache was keyed on the settings only, and FID
+    between identical images through the stale cache was 0.376."""
+    from ganreport import io
+    from ganreport.metrics import features as feats_mod
+
+    kw = dict(dataset="mnist", cache_dir=tmp_path, progress=False, epochs=1, width=4)
+    ext = feats_mod.classifier(**kw)
+    cached = feats_mod.real_features(ext, "mnist", "test", cache_dir=tmp_path)
+    path = next((tmp_path / "classifier").glob("*.safetensors"))
+    tensors, meta = io.load_checkpoint(path)
+    io.save_checkpoint(path, {k: v + 0.05 if v.is_floating_point() else v for k, v in tensors.items()}, meta)
+    retrained = feats_mod.classifier(**kw)
+    assert retrained.key != ext.key and retrained.meta["cache_key"] == ext.meta["cache_key"]
+    fresh = feats_mod.real_features(retrained, "mnist", "test", cache_dir=tmp_path)
+    direct = feats_mod.extract(retrained, feats_mod.data_mod.load("mnist", "test").images)
+    assert torch.equal(fresh["prelogits"], direct["prelogits"])
+    assert not torch.equal(fresh["prelogits"], cached["prelogits"])
