@@ -15,7 +15,8 @@ import pandas as pd
 from scipy import stats
 
 from . import results
-from .stats import final_rows, metric_label, ranked, ranking_agreement
+from .results import DIRECTION_TEXT
+from .stats import DIRECTED, final_rows, metric_label, oriented, ranked, ranking_agreement
 
 REAL_MODELS = ("real_train", "real_test", "real")
 
@@ -42,7 +43,7 @@ def summary_table(df: pd.DataFrame, sections: Sequence[str] | None = None) -> pd
     directions = {}
     for _, r in d.iterrows():
         cells.setdefault(r["label"], {})[r["model"]] = _fmt_ci(r["value"], r["ci_low"], r["ci_high"])
-        directions[r["label"]] = {"lower": "↓ lower is better", "higher": "↑ higher is better"}.get(r["direction"], "")
+        directions[r["label"]] = {k: v for k, v in DIRECTION_TEXT.items() if k != "none"}.get(r["direction"], "")
     table = pd.DataFrame(cells)
     table.loc["direction"] = pd.Series(directions)
     order = ["direction"] + [m for m in table.index if m != "direction"]
@@ -70,11 +71,12 @@ def _fmt_ci(v, lo, hi) -> str:
 
 def oriented_scores(df: pd.DataFrame, models: Sequence[str]) -> pd.DataFrame:
     """Points (model, step) x directed metric, signed so that larger is better for every metric."""
-    d = df[df["model"].isin(list(models)) & df["direction"].isin(["lower", "higher"]) & df["value"].notna()].copy()
+    d = df[df["model"].isin(list(models)) & df["direction"].isin(list(DIRECTED)) & df["value"].notna()].copy()
     if d.empty:
         return pd.DataFrame()
     d["label"] = [metric_label(m, f) for m, f in zip(d["metric"], d["feature"])]
-    d["score"] = np.where(d["direction"] == "lower", -d["value"].astype(float), d["value"].astype(float))
+    d["score"] = oriented(d, df)
+    d = d[d["score"].notna()]
     d["point"] = [f"{m}@{s}" if s is not None and not (isinstance(s, float) and math.isnan(s)) else m
                   for m, s in zip(d["model"], d["step"])]
     return d.pivot_table(index="point", columns="label", values="score", aggfunc="mean")
@@ -148,7 +150,7 @@ def plot_metric_bars(df: pd.DataFrame, models: Sequence[str], metrics: Sequence[
         err = np.vstack([np.nan_to_num(v - lo), np.nan_to_num(hi - v)]).clip(min=0)
         ax.bar(range(len(g)), v, yerr=err, capsize=3, color=[colours[m] for m in g.index])
         ax.set_xticks(range(len(g)), g.index, rotation=20, fontsize=8)
-        arrow = {"lower": " ↓", "higher": " ↑"}.get(str(g["direction"].iloc[0]), "")
+        arrow = {"lower": " ↓", "higher": " ↑", "target": " ↕"}.get(str(g["direction"].iloc[0]), "")
         ax.set_title(label + arrow, fontsize=9)
         ax.grid(axis="y", alpha=0.3)
     for ax in list(axes.flat)[len(labels):]:

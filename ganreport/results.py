@@ -25,13 +25,22 @@ def metrics_path(profile: str, root: Path | None = None) -> Path:
     return config.run_dir(profile, root) / "metrics.jsonl"
 
 
+#: ``lower`` / ``higher``: one-sided, that end is better; ``target``: two-sided, the value real data
+#: scores (the ``real_test`` baseline, real vs real) is best and either side of it is worse, so that
+#: neither copying nor noise can rank first; ``none``: descriptive.
+DIRECTIONS = ("lower", "higher", "target", "none")
+#: How each direction reads in reports and tables.
+DIRECTION_TEXT = {"lower": "↓ lower is better", "higher": "↑ higher is better",
+                  "target": "↕ closest to real data is better", "none": "descriptive"}
+
+
 def make_row(model: str, metric: str, value: float, *, ci_low: float | None = None, ci_high: float | None = None,
              n: int | None = None, step: int | None = None, feature: str = "", profile: str = "",
              dataset: str = "", seed: int = 0, section: str = "", direction: str = "none",
              **extra: Any) -> dict[str, Any]:
     """A row with every field present (missing CI -> None); ``extra`` keys are kept as they are."""
-    if direction not in ("lower", "higher", "none"):
-        raise ValueError(f"direction must be 'lower', 'higher' or 'none', got {direction!r}")
+    if direction not in DIRECTIONS:
+        raise ValueError(f"direction must be one of {', '.join(DIRECTIONS)}, got {direction!r}")
     v = float(value)
     row = dict(model=model, metric=metric, value=v if math.isfinite(v) else None,
                ci_low=None if ci_low is None else float(ci_low), ci_high=None if ci_high is None else float(ci_high),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import pandas as pd
 from scipy import stats
 
@@ -36,18 +37,38 @@ def metric_label(metric: str, feature: str | None) -> str:
     return f"{metric} ({feature})" if feature else metric
 
 
+#: The real baseline whose value is the target of a two-sided (``direction="target"``) metric.
+TARGET_MODEL = "real_test"
+DIRECTED = ("lower", "higher", "target")
+
+
+def oriented(d: pd.DataFrame, rows: pd.DataFrame) -> pd.Series:
+    """Scores of the rows ``d`` signed so that larger is better: ``value`` (higher), ``−value``
+    (lower), ``−|value − target|`` (target, with the target the :data:`TARGET_MODEL` value of the
+    same metric, feature and section in ``rows``; NaN when there is none)."""
+    base = final_rows(rows[rows["model"] == TARGET_MODEL]) if len(rows) else rows
+    tgt = {(m, f, s): v for m, f, s, v in zip(base.get("metric", []), base.get("feature", []),
+                                               base.get("section", []), base.get("value", []))}
+    v = d["value"].astype(float)
+    t = pd.Series([tgt.get((m, f, s), np.nan) for m, f, s in zip(d["metric"], d["feature"], d["section"])],
+                  index=d.index, dtype=float)
+    return pd.Series(np.where(d["direction"] == "lower", -v, np.where(d["direction"] == "higher", v, -(v - t).abs())),
+                     index=d.index)
+
+
 def ranked(df: pd.DataFrame, models: Sequence[str]) -> pd.DataFrame:
-    """Rank of each model per directed metric (1 = best; ties share the mean rank), plus the winner."""
+    """Rank of each model per directed metric (1 = best; ties share the mean rank), plus the winner.
+    Two-sided metrics rank by the distance to the real-vs-real value (:func:`oriented`)."""
     d = final_rows(df)
-    d = d[d["model"].isin(list(models)) & d["direction"].isin(["lower", "higher"]) & d["value"].notna()]
+    d = d[d["model"].isin(list(models)) & d["direction"].isin(list(DIRECTED)) & d["value"].notna()].copy()
+    d["_score"] = oriented(d, df) if len(d) else []
+    d = d[d["_score"].notna()]
     out = {}
     winners = {}
     for (metric, feature, section), g in d.groupby(["metric", "feature", "section"], dropna=False):
         if g["model"].nunique() < 2:
             continue
-        score = g.set_index("model")["value"].astype(float)
-        if g["direction"].iloc[0] == "lower":
-            score = -score
+        score = g.set_index("model")["_score"].astype(float)
         label = metric_label(metric, feature)
         ranks = score.rank(ascending=False, method="average")
         out[label] = ranks

@@ -16,8 +16,9 @@ import torch
 
 from ..errors import ConfigError, DataError
 from ..registry import Registry
+from ..results import DIRECTION_TEXT, DIRECTIONS
 
-DIRECTIONS = ("lower", "higher", "none")
+# DIRECTIONS and DIRECTION_TEXT: see ganreport.results (rows carry the direction too)
 INPUTS = ("features", "logits", "images", "scores")
 
 
@@ -31,7 +32,8 @@ class Result:
     ci_low, ci_high : a 95 % interval (bootstrap, subsets or blocks; the metric's docstring says
         which), ``nan`` when not computed (``n_boot=0``).
     n : number of generated (``fake``) samples the estimate used.
-    direction : ``"lower"`` or ``"higher"`` is better, ``"none"`` for descriptive statistics.
+    direction : ``"lower"`` or ``"higher"`` is better, ``"target"`` when the real-vs-real value is
+        best (two-sided), ``"none"`` for descriptive statistics.
     extra : further outputs, e.g. per-sample scores (``per_sample``), the kernel bandwidth.
     name : the metric's registry name.
     """
@@ -60,7 +62,8 @@ class Result:
 
     def __repr__(self) -> str:
         return (f"Result({self.name or 'metric'}={self.value:.6g}, 95% CI [{self.ci_low:.6g}, {self.ci_high:.6g}], "
-                f"n={self.n}, {self.direction} is better)")
+                f"n={self.n}, {DIRECTION_TEXT.get(self.direction, self.direction)})")
+
 
 
 @dataclass(frozen=True)

@@ -16,9 +16,9 @@ two unit-variance Gaussians, ``D = ½‖t − g‖²``, which is what the deriva
 ``"sqeuclidean"`` (‖·‖²) and ``"euclidean"`` (‖·‖) are the alternatives. The thesis reports
 negative values (Table 3.1) because a constant was dropped, so compare orderings, not raw values.
 
-Lower is better for both. Eq. 3.5 is ≈ 0 when G is as close to the training set as held-out
-real data is; positive when G is farther, negative when G sits closer to the training images
-than real test images do (memorisation). Both are computed in row chunks with log-sum-exp in
+Lower is better for eq. 3.4. Eq. 3.5 is two-sided: ≈ 0 when G is as close to the training set as
+held-out real data is (best); positive when G is farther, negative when G sits closer to the
+training images than real test images do (memorisation). Both are computed in row chunks with log-sum-exp in
 float64: memory O(chunk · |G|), never O(|T| · |G|).
 """
 
@@ -73,12 +73,13 @@ def ddm(real: torch.Tensor, fake: torch.Tensor, *, seed: int = 0, distance: str 
                   {"per_sample": per.numpy(), "distance": distance, "pairs": len(real) * len(fake)})
 
 
-@register("ddm_train", "lower")
+@register("ddm_train", "target")
 def ddm_train(real: torch.Tensor, fake: torch.Tensor, *, reference: torch.Tensor | None = None, seed: int = 0,
               distance: str = "kl", chunk: int | None = None, n_boot: int = 100, alpha: float = 0.05) -> Result:
     """DDM relative to the training set, thesis eq. 3.5: ``real`` = test T, ``fake`` = generated G,
-    ``reference`` = training features R (required). Lower is better (≈ 0: G is as close to the
-    training set as unseen real data; < 0 hints at memorisation).
+    ``reference`` = training features R (required). **Two-sided** (direction ``target``): ≈ 0, the
+    value of unseen real data, is best; < 0 means G sits closer to the training set than unseen
+    real data (a copier of the training set scored −0.14 against an honest +0.09), > 0 farther.
 
     ``(1/|R|) Σ_r [ log mean_t exp(−D(r, t)) − log mean_g exp(−D(r, g)) ]``. CI: ``n_boot``
     half-samples of R, T and G together (:func:`~ganreport.metrics.base.half_sample_ci`; a
@@ -97,5 +98,5 @@ def ddm_train(real: torch.Tensor, fake: torch.Tensor, *, reference: torch.Tensor
                       - log_mean_exp_neg_dist(r64[i], g64[k], distance, chunk)).mean())
 
     lo, hi, _ = half_sample_ci(stat, (len(ref), len(real), len(fake)), float(per.mean()), seed, n_boot, alpha)
-    return Result(float(per.mean()), lo, hi, len(fake), "lower",
+    return Result(float(per.mean()), lo, hi, len(fake), "target",
                   {"per_sample": per.numpy(), "distance": distance, "n_reference": len(ref)})

@@ -15,15 +15,16 @@ import torch
 from .base import Result, bootstrap_stat_ci, check_images, check_same_dim, nearest, register
 
 
-@register("memorization", "higher", inputs="images")
+@register("memorization", "target", inputs="images")
 def memorization(real: torch.Tensor, fake: torch.Tensor, *, heldout: torch.Tensor | None = None, seed: int = 0,
                  n_boot: int = 500, chunk: int | None = None, quantile: float = 0.05, alpha: float = 0.05) -> Result:
     """Distance ratio ``median_f d(f, R) / median_h d(h, R)``; ``real`` = training images R,
     ``fake`` = generated images, ``heldout`` = real images not in R (required).
 
-    ``d(x, R) = min_{r∈R} ‖x − r‖₂`` in pixel space ([-1, 1] images, flattened). Higher is better
-    in the sense of *less memorisation*: < 1 means fakes sit closer to training images than
-    unseen real images do (copying); ≈ 1 is what a generator of new real-looking images gives.
+    ``d(x, R) = min_{r∈R} ‖x − r‖₂`` in pixel space ([-1, 1] images, flattened). **Two-sided**
+    (direction ``target``): ≈ 1 — the value of unseen real images — is best; < 1 means fakes sit
+    closer to training images than unseen real images do (copying), > 1 that they sit farther
+    (noise and other unrealistic images: ×3 noise scored 2.5), so neither end is "better".
     ``extra``: per-fake distances and nearest training index (``nn_index``), and ``frac_close``,
     the fraction of fakes nearer than the ``quantile`` (5 %) quantile of held-out distances
     (≈ ``quantile`` without memorisation). CI: percentile bootstrap resampling fakes and
@@ -47,7 +48,7 @@ def memorization(real: torch.Tensor, fake: torch.Tensor, *, heldout: torch.Tenso
 
     lo, hi, _ = bootstrap_stat_ci(stat, len(d_fake), len(d_held), seed, n_boot, alpha)
     thr = float(torch.quantile(d_held, quantile))
-    return Result(value, lo, hi, len(fake), "higher",
+    return Result(value, lo, hi, len(fake), "target",
                   {"per_sample": d_fake.numpy(), "heldout_distances": d_held.numpy(), "nn_index": idx.numpy(),
                    "frac_close": float((d_fake < thr).double().mean()), "quantile": quantile,
                    "median_fake": float(d_fake.median()), "median_heldout": float(d_held.median())})

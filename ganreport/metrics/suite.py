@@ -274,7 +274,7 @@ def results_table(rows: Sequence[dict[str, Any]] | Any, digits: int = 4):
         return v
 
     df = df.assign(cell=df.apply(fmt, axis=1),
-                   arrow=df["direction"].map({"lower": "↓", "higher": "↑"}).fillna(""))
+                   arrow=df["direction"].map({"lower": "↓", "higher": "↑", "target": "↕"}).fillna(""))
     df["metric"] = df["metric"] + " " + df["arrow"]
     order = list(dict.fromkeys(df["model"]))
     return df.pivot(index="metric", columns="model", values="cell")[order]
@@ -302,7 +302,8 @@ def plot_bars(rows: Sequence[dict[str, Any]] | Any, metrics: Sequence[str] | Non
         ax.set_xticks(range(len(sub)))
         ax.set_xticklabels(list(sub.index), rotation=45, ha="right", fontsize=7)
         d = sub["direction"].dropna().iloc[0] if sub["direction"].notna().any() else "none"
-        ax.set_title(m + {"lower": " (lower better ↓)", "higher": " (higher better ↑)"}.get(d, ""), fontsize=8)
+        arrow = {"lower": " (lower better ↓)", "higher": " (higher better ↑)", "target": " (real value best ↕)"}
+        ax.set_title(m + arrow.get(d, ""), fontsize=8)
         ax.set_ylabel(m, fontsize=7)
         ax.tick_params(axis="y", labelsize=6)
         ax.grid(axis="y", alpha=0.3)

@@ -132,8 +132,9 @@ def ladder_summary(df):
     """Per metric and corruption: Spearman ρ between strength and badness, and whether the
     metric worsens monotonically.
 
-    Badness is the value for lower-is-better metrics and minus the value for higher-is-better
-    ones; metrics without a direction are left out. ``monotone``: badness never decreases from
+    Badness is the value for lower-is-better metrics, minus the value for higher-is-better ones
+    and the distance from the clean (real-vs-real) value for two-sided ones (``target``); metrics
+    without a direction are left out. ``monotone``: badness never decreases from
     one strength to the next and ends above the clean value (ties allowed — a two-sample test
     saturating at accuracy 1 stays monotone); ``strict``: it increases at every step (ρ = 1
     without ties). A constant metric gets ρ = nan and is not monotone.
@@ -147,7 +148,8 @@ def ladder_summary(df):
         if d == "none":
             continue
         g = g.sort_values("strength")
-        bad = g["value"].to_numpy(dtype=float) * (1 if d == "lower" else -1)
+        v = g["value"].to_numpy(dtype=float)
+        bad = np.abs(v - v[0]) if d == "target" else v * (1 if d == "lower" else -1)
         finite = bool(np.isfinite(bad).all())
         rho = float("nan") if not finite or np.ptp(bad) == 0 else float(
             spearmanr(g["strength"].to_numpy(), bad).statistic)
@@ -229,8 +231,9 @@ def real_vs_real(images: torch.Tensor, score_pair: Callable[[torch.Tensor, torch
 #: and the per-image statistics say nothing about replicated sets).
 LADDER_METRICS = ("fid", "kid", "is", "precision", "recall", "density", "coverage", "mmd", "mmd_poly",
                   "c2st_1nn", "c2st_net", "ddm", "ddm_train", "sharpness", "noise", "ssim_nn", "memorization")
+#: ``ddm_train`` is left out: the sets come from the training split it uses as reference.
 MODES_METRICS = ("fid", "kid", "is", "precision", "recall", "density", "coverage", "mmd", "mmd_poly",
-                 "c2st_1nn", "c2st_net", "ddm", "ddm_train")
+                 "c2st_1nn", "c2st_net", "ddm")
 
 
 def _split_test(real, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -326,7 +329,7 @@ def modes_baseline_on(real, size: int, seed: int = 0, metrics: Sequence[str] = M
 
 # --------------------------------------------------------------------------- plots
 def _arrow(direction: str) -> str:
-    return {"lower": " (lower better ↓)", "higher": " (higher better ↑)"}.get(direction, "")
+    return {"lower": " (lower better ↓)", "higher": " (higher better ↑)", "target": " (real value best ↕)"}.get(direction, "")
 
 
 def plot_ladder(df, metrics: Sequence[str] | None = None, ncols: int = 5):
@@ -441,7 +444,7 @@ def modes_summary(df, tol: float = 0.02):
     rows = []
     for metric, g in df.groupby("metric", sort=True):
         d = g["direction"].iloc[0]
-        if d == "none":
+        if d not in ("lower", "higher"):  # descriptive, or two-sided (no such metric among MODES_METRICS)
             continue
         sign = 1.0 if d == "lower" else -1.0
         row: dict[str, Any] = dict(metric=metric, direction=d)
