@@ -139,12 +139,23 @@ def check_features(x: Any, what: str = "features", min_n: int = 2) -> torch.Tens
     return t
 
 
-def check_images(x: Any, what: str = "images", min_n: int = 2) -> torch.Tensor:
-    """(N, C, H, W) float64 images (expected in [-1, 1]), N >= ``min_n``, finite."""
+#: Slack on the [-1, 1] pixel range (float32 round-off of tanh outputs and rescaled images).
+RANGE_TOL = 1e-4
+
+
+def check_images(x: Any, what: str = "images", min_n: int = 2, min_side: int = 1) -> torch.Tensor:
+    """(N, C, H, W) float64 images in [-1, 1], N >= ``min_n``, H and W >= ``min_side``, finite;
+    else :class:`DataError` naming the problem (for the range: the values found and how to rescale)."""
     t = as_tensor(x, what)
     if t.ndim != 4:
         raise DataError(f"{what} must be (N, C, H, W) images in [-1, 1], got shape {tuple(t.shape)}")
     _check_common(t, what, min_n)
+    if min(t.shape[2:]) < min_side:
+        raise DataError(f"{what} must be at least {min_side}x{min_side} pixels, got {t.shape[2]}x{t.shape[3]}")
+    lo, hi = float(t.min()), float(t.max())
+    if lo < -1 - RANGE_TOL or hi > 1 + RANGE_TOL:
+        raise DataError(f"{what} must be in [-1, 1] (the generators' range), got values in [{lo:.4g}, {hi:.4g}]; "
+                        "rescale [0, 1] images with 2x - 1 and [0, 255] images with x / 127.5 - 1")
     return t
 
 
@@ -306,7 +317,7 @@ def half_samples(sizes: Sequence[int], seed: int = 0, n_rep: int = 100) -> Itera
     """The index tuples of :func:`half_sample_ci` (``⌊n/2⌋`` of each set, without replacement,
     seeded), for statistics that give several values per replicate (precision … coverage)."""
     if min(sizes) < 4:
-        raise ValueError(f"half-sampling needs at least 4 items per set, got sizes {list(sizes)}")
+        raise DataError(f"half-sampling needs at least 4 items per set, got sizes {list(sizes)}")
     g = rng_for(seed)
     for _ in range(int(n_rep)):
         yield tuple(torch.randperm(n, generator=g)[:n // 2] for n in sizes)

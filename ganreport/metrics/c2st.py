@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import DataError
 from .base import Result, chunks, half_sample_ci, nearest, register, rng_for
 
 
@@ -90,7 +91,8 @@ def c2st_net(real: torch.Tensor, fake: torch.Tensor, *, seed: int = 0, hidden: i
     g = rng_for(seed)
     m = min(len(real), len(fake))
     if m < 4:
-        raise ValueError("c2st_net needs at least 4 samples in each set (2 to train, 2 to test)")
+        raise DataError(f"c2st_net needs at least 4 samples in each set (2 to train, 2 to test), got {len(real)} real "
+                        f"and {len(fake)} fake")
     ir = torch.randperm(len(real), generator=g)[:m]
     jf = torch.randperm(len(fake), generator=g)[:m]
     h = m // 2

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..errors import ConfigError, DataError
 from .base import Result, bootstrap_stat_ci, half_sample_ci, register, rng_for, t_interval
 
 
@@ -121,7 +122,8 @@ def kid(real: torch.Tensor, fake: torch.Tensor, *, seed: int = 0, num_subsets: i
     """
     m = min(int(subset_size), len(real), len(fake))
     if m < 2:
-        raise ValueError("kid needs subset_size >= 2")
+        raise ConfigError(f"kid needs subset_size >= 2 and at least 2 samples per set, got subset_size {subset_size} "
+                          f"and {len(real)} / {len(fake)} samples")
     g = rng_for(seed)
     vals = []
     for _ in range(max(1, int(num_subsets))):
@@ -150,9 +152,15 @@ def kid(real: torch.Tensor, fake: torch.Tensor, *, seed: int = 0, num_subsets: i
 
 # --------------------------------------------------------------------------- IS
 def _split_scores(logp: torch.Tensor, splits: int) -> torch.Tensor:
+    """IS of each split, the splits cut as the reference implementation does (Salimans et al.'s
+    ``preds[i·N // splits:(i + 1)·N // splits]``: sizes differ by at most one). ``torch.chunk``
+    (torchmetrics) leaves a one-sample split scoring exactly 1 when N = 91 and splits = 10."""
     p = logp.exp()
+    n = len(logp)
     scores = []
-    for lp, pp in zip(logp.chunk(splits, 0), p.chunk(splits, 0)):
+    for i in range(splits):
+        sl = slice(i * n // splits, (i + 1) * n // splits)
+        lp, pp = logp[sl], p[sl]
         log_marg = torch.logsumexp(lp, 0) - np.log(len(lp))  # log p(y) of this split
         scores.append((pp * (lp - log_marg)).sum(1).mean().exp())
     return torch.stack(scores)
@@ -166,15 +174,16 @@ def inception_score(real: torch.Tensor | None, fake: torch.Tensor, *, seed: int 
 
     ``fake`` holds logits (softmax is applied) or, with ``probs=True``, class probabilities.
     ``real`` is ignored. The samples are shuffled with a generator seeded with ``seed`` (the same
-    permutation as torchmetrics after ``torch.manual_seed(seed)``), cut into ``splits`` chunks
-    (``torch.chunk``); the value is the mean of the per-split scores. CI: mean ± t sd/sqrt(splits).
+    permutation as torchmetrics after ``torch.manual_seed(seed)``), cut into ``splits`` slices as the
+    reference implementation does (equal to torchmetrics' ``torch.chunk`` when ``splits`` divides
+    N); the value is the mean of the per-split scores. CI: mean ± t sd/sqrt(splits).
     Known flaw (ModNet thesis §3.1/3.4.5): ignores the real data and saturates once all classes
     appear, so it cannot see missing modes within a class.
     """
     x = fake
     if probs:
         if (x < 0).any() or not torch.allclose(x.sum(1), torch.ones(len(x), dtype=x.dtype), atol=1e-3):
-            raise ValueError("is with probs=True needs rows of non-negative probabilities summing to 1; "
+            raise DataError("is with probs=True needs rows of non-negative probabilities summing to 1; "
                              "pass logits with probs=False")
         logp = x.clamp_min(1e-300).log()
         logp = logp - torch.logsumexp(logp, 1, keepdim=True)
@@ -182,7 +191,7 @@ def inception_score(real: torch.Tensor | None, fake: torch.Tensor, *, seed: int 
         logp = torch.log_softmax(x, 1)
     splits = int(splits)
     if not 1 <= splits <= len(x):
-        raise ValueError(f"splits must be in 1..{len(x)}, got {splits}")
+        raise ConfigError(f"is: splits must be in 1..{len(x)} (the number of samples), got {splits}")
     perm = torch.randperm(len(x), generator=rng_for(seed))
     s = _split_scores(logp[perm], splits)
     value = float(s.mean())

@@ -22,7 +22,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .base import Result, bootstrap_mean_ci, nearest, register
+from ..errors import DataError
+from .base import Result, bootstrap_mean_ci, check_images, nearest, register
 
 LAPLACIAN = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]], dtype=torch.float64)
 IMMERKAER = torch.tensor([[1.0, -2.0, 1.0], [-2.0, 4.0, -2.0], [1.0, -2.0, 1.0]], dtype=torch.float64)
@@ -73,7 +74,7 @@ def ssim(a: torch.Tensor, b: torch.Tensor, sigma: float = 1.5, data_range: float
     r = len(g) // 2
     n, c, h, w = a.shape
     if h <= 2 * r or w <= 2 * r:
-        raise ValueError(f"ssim needs images larger than {2 * r + 1}x{2 * r + 1}, got {h}x{w}")
+        raise DataError(f"ssim needs images larger than {2 * r + 1}x{2 * r + 1}, got {h}x{w}")
     gh, gw = g.view(1, 1, -1, 1), g.view(1, 1, 1, -1)
 
     def filt(x: torch.Tensor) -> torch.Tensor:
@@ -86,6 +87,13 @@ def ssim(a: torch.Tensor, b: torch.Tensor, sigma: float = 1.5, data_range: float
     c1, c2 = (k1 * data_range) ** 2, (k2 * data_range) ** 2
     s = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux * ux + uy * uy + c1) * (vx + vy + c2))
     return s.reshape(n, c, -1).mean(2).mean(1)
+
+
+def _images(fake: torch.Tensor, real: torch.Tensor | None, min_side: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Checked images (range [-1, 1], at least ``min_side`` pixels a side: the 3x3 filters and SSIM's
+    11x11 window need them)."""
+    fake = check_images(fake, "fake images", min_n=1, min_side=min_side)
+    return fake, None if real is None else check_images(real, "real images", min_n=1, min_side=min_side)
 
 
 def _result(per: torch.Tensor, direction: str, seed: int, n_boot: int, alpha: float,
@@ -105,6 +113,7 @@ def sharpness(real: torch.Tensor | None, fake: torch.Tensor, *, seed: int = 0, n
     ``sharpness(x) = Var( x * [[0,1,0],[1,-4,1],[0,1,0]] )`` per image. Not a quality score on
     its own: noise raises it too — compare with ``extra["real_mean"]`` (the real images' value).
     """
+    fake, real = _images(fake, real, 3)
     return _result(laplacian_variance(fake), "higher", seed, n_boot, alpha,
                    None if real is None else laplacian_variance(real))
 
@@ -117,6 +126,7 @@ def noise(real: torch.Tensor | None, fake: torch.Tensor, *, seed: int = 0, n_boo
     ``σ = sqrt(π/2) / (6 (W−2)(H−2)) Σ_{x,y} |(I * N)(x, y)|`` (Immerkær 1996). Edges also
     contribute, so compare with ``extra["real_mean"]``.
     """
+    fake, real = _images(fake, real, 3)
     return _result(noise_sigma(fake), "lower", seed, n_boot, alpha, None if real is None else noise_sigma(real))
 
 
@@ -128,6 +138,7 @@ def ssim_nn(real: torch.Tensor, fake: torch.Tensor, *, seed: int = 0, n_boot: in
     ``ssim_nn = (1/M) Σ_j SSIM(f_j, argmin_i ‖f_j − r_i‖₂)`` (Wang et al. 2004).
     ``extra["nn_index"]``: the nearest real image of each fake.
     """
+    fake, real = _images(fake, real, 12)
     _, idx = nearest(fake.flatten(1), real.flatten(1), chunk)
     per = torch.cat([ssim(_unit(fake[i:i + 512]), _unit(real[idx[i:i + 512]])) for i in range(0, len(fake), 512)])
     return _result(per, "higher", seed, n_boot, alpha, nn_index=idx.numpy())

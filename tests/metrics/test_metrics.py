@@ -92,7 +92,7 @@ def test_kid_agrees_with_torchmetrics(subset_size, subsets):
 def test_is_agrees_with_torchmetrics(splits):
     from torchmetrics.image.inception import InceptionScore
 
-    logits = gauss(503, 10, 6, mix=False) * 3  # 503: uneven split sizes
+    logits = gauss(500, 10, 6, mix=False) * 3  # 500: equal splits, where torch.chunk and the reference agree
     tm = InceptionScore(feature=Identity(10), splits=splits)
     tm.update(logits)
     torch.manual_seed(11)
@@ -101,6 +101,22 @@ def test_is_agrees_with_torchmetrics(splits):
     assert rel(res.value, ref_mean) < 1e-4
     if splits > 1:
         assert rel(res.extra["std"], ref_std) < 1e-4
+
+
+def test_is_agrees_with_the_reference_slicing_on_uneven_splits():
+    """Salimans et al.'s code (openai/improved-gan, inception_score.py) slices
+    ``preds[i·N // splits:(i + 1)·N // splits]``; written here in numpy on the same permutation."""
+    logits = gauss(503, 10, 6, mix=False) * 3
+    perm = torch.randperm(503, generator=torch.Generator().manual_seed(11))
+    preds = torch.softmax(logits[perm], 1).numpy()
+    scores = []
+    for i in range(10):
+        part = preds[i * 503 // 10:(i + 1) * 503 // 10]
+        kl = part * (np.log(part) - np.log(np.mean(part, 0, keepdims=True)))
+        scores.append(np.exp(np.mean(np.sum(kl, 1))))
+    res = compute("is", None, logits, seed=11, splits=10)
+    assert rel(res.value, float(np.mean(scores))) < 1e-10
+    assert rel(res.extra["std"], float(np.std(scores, ddof=1))) < 1e-10  # torch's std is the sample std
 
 
 # --------------------------------------------------------------------------- known answers
