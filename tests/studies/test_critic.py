@@ -198,6 +198,18 @@ def test_capacity_grid_and_lime_across_critics(tmp_path, monkeypatch, extractor,
     again = E.capacity_grid(config.resolve("smoke"), over, progress=False, root=tmp_path)  # reused from disk
     assert path.stat().st_mtime_ns == stamp
     pd.testing.assert_frame_equal(again, pd.read_csv(path))
+    # a cell whose checkpoint changed (retrained) is scored again, never read from the cache
+    from ganreport import io
+    from ganreport.train import latest_checkpoint
+
+    ck = latest_checkpoint(grid["model_dir"].iloc[0])
+    tensors, meta = io.load_checkpoint(ck)
+    io.save_checkpoint(ck, {k: v * 1.5 if k.startswith("G") and v.is_floating_point() else v
+                            for k, v in tensors.items()}, meta)
+    rescored = E.capacity_grid(config.resolve("smoke"), over, progress=False, root=tmp_path)
+    assert path.stat().st_mtime_ns != stamp and rescored["fid"].iloc[0] != again["fid"].iloc[0]
+    assert rescored["fid"].iloc[1] == again["fid"].iloc[1]  # the unchanged cell: its own cached row
+    grid = rescored
 
     lime_over = dict(n_images=2, samples=12, segments=6)
     res = E.lime_across_critics(config.resolve("smoke"), grid, lime_over, progress=False, root=tmp_path)

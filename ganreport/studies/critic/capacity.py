@@ -32,7 +32,7 @@ from ...metrics.base import torch_threads
 from ...models import MODELS, count_params, resolve_kwargs
 from ...models.flops import model_costs
 from ...settings import Profile
-from ...train import Trainer, TrainConfig, load_discriminator, load_generator, pick_device
+from ...train import Trainer, TrainConfig, latest_checkpoint, load_discriminator, load_generator, pick_device
 from ...train.tracking import DIRECTIONS, UNITS, MetricTracker, read_tracking, tracking_every
 from ..verdict_text import AGREE, DISAGREE, INCONCLUSIVE, _fmt
 from .common import _cached, _key, _write_frame, experiments_dir, settings
@@ -182,6 +182,12 @@ def _cell_training(s: dict[str, Any], cell: Any, dataset: str) -> tuple[dict[str
     return kw, tkey
 
 
+def _checkpoint_sha(model_dir: Path) -> str | None:
+    """SHA-256 of the newest checkpoint of a model folder (None when it has none)."""
+    ck = latest_checkpoint(model_dir)
+    return None if ck is None else io.sha256(ck)
+
+
 def _cell_dir(out_dir: Path, cell: Any, tkey: str) -> Path:
     return out_dir / "grid" / f"{cell.cell}_{tkey[:8]}"  # one folder per training setting: never a stale checkpoint
 
@@ -253,23 +259,30 @@ def capacity_grid(prof: Profile, overrides: dict[str, Any] | None = None, progre
     test split (FID, KID, IS, DDM, critic statistics, proxies — :meth:`MetricTracker.evaluate`) on
     ``n_eval`` generated images; the training FLOPs are those :func:`train_capacity_grid` counted
     (:func:`train_step_flops` × steps). One row per cell, also written to ``experiments/capacity_grid.csv``
-    and reused while the settings match (``force`` rescores). Nothing is trained here: a cell without its finished training
-    is a :class:`DataError` that names notebook 01. An empty frame when ``experiments.grid.enabled``
-    is false.
+    and reused while the settings and what produced the scores match (the feature extractor's weights,
+    each cell's checkpoint SHA-256; ``force`` rescores). Nothing is trained here: a cell without its
+    finished training is a :class:`DataError` that names notebook 01. An empty frame when
+    ``experiments.grid.enabled`` is false.
     """
     s, train_data, plan = _plan(prof, overrides)
     if not s["enabled"]:
         return pd.DataFrame()
     dataset, data_seed = prof.dataset, prof.data_seed
     quant = dataclasses.asdict(prof.quantitative)
-    key = _key({"grid": s, "dataset": dataset, "data_seed": data_seed, "quantitative": quant, "version": 3})
     out_dir = experiments_dir(prof.profile, root)
-    path = out_dir / "capacity_grid.csv"
-    if not force and _cached(path, key):
-        return pd.read_csv(path)
     device = pick_device(prof.device)
     tracker = MetricTracker.from_profile(prof, n=int(s["n_eval"]), ref_n=0, seed=int(s["seed"]), fid_boot=20,
                                          extractor_device=str(device) if device.type == "cuda" else None)
+    # keyed on what produced the scores, not only on the settings: the feature extractor's weights and
+    # each cell's checkpoint (a retrained cell or classifier is scored again, never read from disk)
+    producers = {"extractor": tracker.extractor.key,
+                 "checkpoints": {c.cell: _checkpoint_sha(_cell_dir(out_dir, c, _cell_training(s, c, dataset)[1]))
+                                 for c in plan.itertuples(index=False)}}
+    key = _key({"grid": s, "dataset": dataset, "data_seed": data_seed, "quantitative": quant, "producers": producers,
+                "version": 4})
+    path = out_dir / "capacity_grid.csv"
+    if not force and _cached(path, key):
+        return pd.read_csv(path)
     threads = s["cpu_threads"] if device.type == "cpu" else None
     rows = []
     bar = tqdm(list(plan.itertuples(index=False)), desc="capacity grid (score)", disable=not progress, ncols=100,
@@ -308,7 +321,7 @@ def _score_cell(prof: Profile, s: dict[str, Any], cell: Any, out_dir: Path, trai
     trained = json.loads(done.read_text())["row"]
     summary = cell_dir / "cell.json"
     ckey = _key({"train": tkey, "n_eval": s["n_eval"], "quantitative": quant, "track_points": s["track_points"],
-                 "version": 3})
+                 "checkpoint": _checkpoint_sha(cell_dir), "extractor": tracker.extractor.key, "version": 4})
     if not force and summary.is_file() and json.loads(summary.read_text()).get("key") == ckey:
         return json.loads(summary.read_text())["row"]
     t0 = time.perf_counter()
