@@ -34,6 +34,35 @@ def settings_key(obj: Any, length: int = 12) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:length]
 
 
+def _canonical(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, default=_json_default)
+
+
+def read_keyed(path: Path, key: Any, field: str = "key") -> dict[str, Any] | None:
+    """The JSON object at ``path`` when its ``field`` equals ``key`` (compared as sorted JSON), else
+    None (missing, unreadable, or written for another key). The one check behind every cached result
+    of the studies: a key names what produced an entry (settings, data hash, the producing
+    checkpoints' SHA-256), so an entry whose producer changed is recomputed, never reused."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        blob = json.loads(path.read_text())
+    except (json.JSONDecodeError, OSError):
+        return None
+    if not isinstance(blob, dict) or _canonical(blob.get(field)) != _canonical(key):
+        return None
+    return blob
+
+
+def write_keyed(path: Path, key: Any, payload: Mapping[str, Any], field: str = "key", indent: int = 2,
+                sort_keys: bool = True) -> None:
+    """Write ``{field: key, **payload}`` as JSON (atomic), for :func:`read_keyed` (``sort_keys=False``
+    keeps the column order of row dicts)."""
+    text = json.dumps({field: key, **payload}, indent=indent, sort_keys=sort_keys, default=_json_default)
+    write_text(path, text + "\n")
+
+
 def write_text(path: Path, text: str) -> None:
     atomic_write(path, lambda p: p.write_text(text))
 

@@ -13,7 +13,6 @@ scores (:func:`capacity_grid`, notebook 02; cached under ``runs/<profile>/experi
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import time
 from collections.abc import Sequence
@@ -222,8 +221,8 @@ def train_capacity_grid(prof: Profile, overrides: dict[str, Any] | None = None, 
             kw, tkey = _cell_training(s, cell, prof.dataset)
             cell_dir = _cell_dir(out_dir, cell, tkey)
             done = cell_dir / "train.json"
-            if not force and done.is_file() and json.loads(done.read_text()).get("key") == tkey:
-                rows.append(_train_row(cell, cell_dir, json.loads(done.read_text())["row"]))
+            if not force and (blob := io.read_keyed(done, tkey)) is not None:
+                rows.append(_train_row(cell, cell_dir, blob["row"]))
                 continue
             if force and cell_dir.exists():
                 import shutil
@@ -240,7 +239,7 @@ def train_capacity_grid(prof: Profile, overrides: dict[str, Any] | None = None, 
             fl = train_step_flops(s["model"], train_data, bs, **kw)
             row = dict(train_s=round(res.seconds, 3), resumed_from=res.resumed_from, flops_per_step=fl["total"],
                        critic_flop_share=fl["critic_share"])
-            io.write_json(done, {"key": tkey, "row": row})
+            io.write_keyed(done, tkey, {"row": row})
             rows.append(_train_row(cell, cell_dir, row))
     return pd.DataFrame(rows)
 
@@ -314,16 +313,16 @@ def _score_cell(prof: Profile, s: dict[str, Any], cell: Any, out_dir: Path, trai
     steps, bs = int(s["steps"]), int(s["batch_size"])
     kw, tkey = _cell_training(s, cell, prof.dataset)
     cell_dir = _cell_dir(out_dir, cell, tkey)
-    done = cell_dir / "train.json"
-    if not done.is_file() or json.loads(done.read_text()).get("key") != tkey:
+    trained = io.read_keyed(cell_dir / "train.json", tkey)
+    if trained is None:
         raise DataError(f"capacity-grid cell {cell.cell} of profile {prof.profile!r} is not trained ({cell_dir}); "
                         "run notebook 01 (critic.train_capacity_grid) first")
-    trained = json.loads(done.read_text())["row"]
+    trained = trained["row"]
     summary = cell_dir / "cell.json"
     ckey = _key({"train": tkey, "n_eval": s["n_eval"], "quantitative": quant, "track_points": s["track_points"],
                  "checkpoint": _checkpoint_sha(cell_dir), "extractor": tracker.extractor.key, "version": 4})
-    if not force and summary.is_file() and json.loads(summary.read_text()).get("key") == ckey:
-        return json.loads(summary.read_text())["row"]
+    if not force and (blob := io.read_keyed(summary, ckey)) is not None:
+        return blob["row"]
     t0 = time.perf_counter()
     G, _ = load_generator(cell_dir, device=str(device))
     D, _ = load_discriminator(cell_dir, device=str(device))
@@ -336,7 +335,7 @@ def _score_cell(prof: Profile, s: dict[str, Any], cell: Any, out_dir: Path, trai
                flops_per_step=trained["flops_per_step"], critic_flop_share=trained["critic_flop_share"],
                total_flops=trained["flops_per_step"] * steps, train_s=trained["train_s"],
                resumed_from=trained["resumed_from"], eval_s=round(eval_s, 3), model_dir=str(cell_dir), **{k: v for k, v in ev.items() if k != "tracker_s"})
-    io.write_json(summary, {"key": ckey, "row": row})
+    io.write_keyed(summary, ckey, {"row": row})
     bar.set_postfix(cell=cell.cell, fid=f"{ev.get('fid', float('nan')):.1f}", refresh=False)
     return row
 

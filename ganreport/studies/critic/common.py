@@ -9,7 +9,6 @@ them (:func:`_write_frame`, a settings key from :func:`_key`), and reused when t
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -54,18 +53,13 @@ def _key(obj: Any) -> str:
 
 
 def _cached(path: Path, key: str) -> bool:
-    meta = path.with_suffix(".json")
-    if not (path.is_file() and meta.is_file()):
-        return False
-    try:
-        return json.loads(meta.read_text()).get("key") == key
-    except json.JSONDecodeError:
-        return False
+    """``path`` (a CSV) exists and its sidecar JSON was written with ``key`` (:func:`ganreport.io.read_keyed`)."""
+    return path.is_file() and io.read_keyed(path.with_suffix(".json"), key) is not None
 
 
 def _write_frame(path: Path, df: pd.DataFrame, key: str, meta: dict[str, Any], index: bool = False) -> None:
     io.write_text(path, df.to_csv(index=index))
-    io.write_json(path.with_suffix(".json"), {"key": key, **meta})
+    io.write_keyed(path.with_suffix(".json"), key, meta)
 
 
 __all__ = ["settings", "experiments_dir", "DEFAULT_GRID", "DEFAULT_LIME", "DEFAULTS"]

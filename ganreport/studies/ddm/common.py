@@ -9,7 +9,6 @@ torch thread; ``_f``, ``_names``, ``_join`` format and align numbers for the ver
 from __future__ import annotations
 
 import copy
-import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -100,21 +99,15 @@ def _clean(v: Any) -> Any:
 
 
 def _load_cached(path: Path, key: Any) -> list[dict[str, Any]] | None:
-    """Rows of ``path`` when it exists and was written with the same ``key`` (settings)."""
-    if not path.is_file():
-        return None
-    try:
-        blob = json.loads(path.read_text())
-    except json.JSONDecodeError:
-        return None
-    if json.dumps(blob.get("key"), sort_keys=True, default=str) != json.dumps(_clean(key), sort_keys=True, default=str):
-        return None
-    return blob.get("rows")
+    """Rows of ``path`` when it was written with the same ``key`` (:func:`ganreport.io.read_keyed`; the
+    key names the settings and the networks' weights, :meth:`Study.key`)."""
+    blob = io.read_keyed(path, _clean(key))
+    return None if blob is None else blob.get("rows")
 
 
 def _save(path: Path, key: Any, rows: list[dict[str, Any]], seconds: float, **extra: Any) -> None:
-    blob = _clean({"key": key, "rows": rows, "seconds": round(seconds, 3), **extra})
-    io.write_text(path, json.dumps(blob, indent=1, default=str) + "\n")  # keeps the column order of the rows
+    blob = _clean({"rows": rows, "seconds": round(seconds, 3), **extra})
+    io.write_keyed(path, _clean(key), blob, indent=1, sort_keys=False)  # keeps the column order of the rows
 
 
 def single_thread(fn):

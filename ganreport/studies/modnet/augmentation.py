@@ -3,7 +3,6 @@ with ModNet (and DCGAN) images; the classifier, the experiment, its table and it
 
 from __future__ import annotations
 
-import json
 import math
 import time
 import warnings
@@ -129,10 +128,8 @@ def train_augmentation_classifiers(prof: Profile, sizes: list[int] | None = None
     plan, key = _aug_plan(prof, sizes, seeds)
     folder = _aug_dir(prof.profile)
     manifest = folder / "manifest.json"
-    if manifest.is_file():
-        done = json.loads(manifest.read_text())
-        if done.get("key") == json.loads(json.dumps(key)):
-            return pd.DataFrame(done["rows"])[["n_real", "method", "seed", "n_generated", "train_s", "file"]]
+    if (done := io.read_keyed(manifest, key)) is not None:
+        return pd.DataFrame(done["rows"])[["n_real", "method", "seed", "n_generated", "train_s", "file"]]
     G, meta = load_modnet(prof)
     data_seed = int(meta.get("data_seed") or 0)
     tr = data_mod.load(meta["dataset"], "train", seed=data_seed)
@@ -175,7 +172,7 @@ def train_augmentation_classifiers(prof: Profile, sizes: list[int] | None = None
                              "train_s": round(time.perf_counter() - t0, 3), "file": file})
                 bar.update(1)
     bar.close()
-    io.write_json(manifest, {"key": key, "rows": rows})
+    io.write_keyed(manifest, key, {"rows": rows})
     return pd.DataFrame(rows)
 
 
@@ -194,11 +191,11 @@ def augmentation_experiment(prof: Profile, sizes: list[int] | None = None, seeds
     plan, key = _aug_plan(prof, sizes, seeds)
     folder = _aug_dir(prof.profile)
     manifest = folder / "manifest.json"
-    done = json.loads(manifest.read_text()) if manifest.is_file() else {}
-    if done.get("key") != json.loads(json.dumps(key)):
+    done = io.read_keyed(manifest, key)
+    if done is None:
         raise DataError(f"the augmentation classifiers of profile {prof.profile!r} are "
-                        f"{'trained for other settings or checkpoints' if done else 'not trained'} ({folder}); "
-                        "run notebook 01 (modnet.train_augmentation_classifiers) first")
+                        f"{'trained for other settings or checkpoints' if manifest.is_file() else 'not trained'} "
+                        f"({folder}); run notebook 01 (modnet.train_augmentation_classifiers) first")
     test = data_mod.load(prof.dataset, "test", seed=prof.data_seed)
     rows = []
     for r in tqdm(done["rows"], desc="modnet augmentation (score)", disable=not progress, ncols=100):

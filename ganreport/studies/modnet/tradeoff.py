@@ -73,9 +73,8 @@ def train_lambda_finetunes(prof: Profile, lambdas: list[float] | None = None, st
     for lam in tqdm(lambdas, desc="modnet λ fine-tunes", disable=not progress, ncols=100):
         folder = _folder(prof.profile, lam)
         marker, done = folder / "base.json", folder / "finetune.json"
-        if done.is_file() and json.loads(done.read_text()).get("stamp") == want:
-            rows.append({"lambda": lam, "steps": steps, "train_s": json.loads(done.read_text())["train_s"],
-                         "model_dir": str(folder)})
+        if (blob := io.read_keyed(done, stamp, "stamp")) is not None:
+            rows.append({"lambda": lam, "steps": steps, "train_s": blob["train_s"], "model_dir": str(folder)})
             continue
         stale = not marker.is_file() or json.loads(marker.read_text()) != want
         if folder.exists() and stale:
@@ -95,7 +94,7 @@ def train_lambda_finetunes(prof: Profile, lambdas: list[float] | None = None, st
             io.write_json(marker, stamp)
         tr.fit(progress=False)
         train_s = round(time.perf_counter() - t0, 2)
-        io.write_json(done, {"stamp": stamp, "train_s": train_s})
+        io.write_keyed(done, stamp, {"train_s": train_s}, "stamp")
         rows.append({"lambda": lam, "steps": steps, "train_s": train_s, "model_dir": str(folder)})
     return pd.DataFrame(rows)
 
@@ -111,10 +110,9 @@ def lambda_tradeoff(prof: Profile, lambdas: list[float] | None = None, steps: in
     (``train_s``: the fine-tune's wall time, ``score_s``: this scoring's).
     """
     s, lambdas, steps, _, meta, stamp = _base(prof, lambdas, steps)
-    want = json.loads(json.dumps(stamp))
     for lam in lambdas:
         done = _folder(prof.profile, lam) / "finetune.json"
-        if not done.is_file() or json.loads(done.read_text()).get("stamp") != want:
+        if io.read_keyed(done, stamp, "stamp") is None:
             raise DataError(f"no finished λ={lam:g} fine-tune of the current ModNet of profile {prof.profile!r} in "
                             f"{done.parent}; run notebook 01 (modnet.train_lambda_finetunes) first")
     data_seed = int(meta.get("data_seed") or 0)
