@@ -415,8 +415,10 @@ def real_features(extractor: Extractor, dataset: str = "mnist", split: str = "te
 
     data = data_mod.load(dataset, split, seed=data_seed, **(data_kw or {}))
     root = Path(cache_dir) if cache_dir is not None else config.CACHE_DIR
-    path = _features_path(extractor, dataset, split, data_seed, data_hash(data), root)
-    if path.is_file() and io.meta_path(path).is_file():
+    dhash = data_hash(data)
+    path = _features_path(extractor, dataset, split, data_seed, dhash, root)
+    key = dict(extractor=extractor.key, dataset=dataset, split=split, data_seed=data_seed, data_hash=dhash)
+    if io.read_keyed(io.meta_path(path), key) is not None:  # the studies' keyed-cache check (ganreport.io)
         try:
             tensors, _ = io.load_checkpoint(path)
             if set(tensors) == set(extractor.outputs):
@@ -424,7 +426,7 @@ def real_features(extractor: Extractor, dataset: str = "mnist", split: str = "te
         except CheckpointError:
             pass
     feats = extract(extractor, data.images, batch_size)
-    io.save_checkpoint(path, feats, dict(extractor=extractor.key, dataset=dataset, split=split,
+    io.save_checkpoint(path, feats, dict(key=key, extractor=extractor.key, dataset=dataset, split=split,
                                          data_seed=data_seed, n=len(data)))
     return feats
 
@@ -447,13 +449,16 @@ def real_stats(extractor: Extractor, dataset: str = "mnist", split: str = "test"
         raise ConfigError(f"extractor {extractor.name!r} has no output {output!r}; known: {', '.join(extractor.outputs)}")
     data = data_mod.load(dataset, split, seed=data_seed, **(data_kw or {}))
     root = Path(cache_dir) if cache_dir is not None else config.CACHE_DIR
-    fpath = _features_path(extractor, dataset, split, data_seed, data_hash(data), root)
+    dhash = data_hash(data)
+    fpath = _features_path(extractor, dataset, split, data_seed, dhash, root)
     path = fpath.with_name(fpath.stem + f"_stats_{output}.safetensors")
-    if path.is_file() and io.meta_path(path).is_file():
+    key = dict(extractor=extractor.key, dataset=dataset, split=split, data_seed=data_seed, data_hash=dhash,
+               output=output)
+    if io.read_keyed(io.meta_path(path), key) is not None:
         try:
             return io.load_checkpoint(path)[0]
         except CheckpointError:
             pass
     stats = feature_stats(real_features(extractor, dataset, split, data_seed, root, data_kw=data_kw)[output])
-    io.save_checkpoint(path, stats, dict(extractor=extractor.key, dataset=dataset, split=split, output=output))
+    io.save_checkpoint(path, stats, dict(key=key, extractor=extractor.key, dataset=dataset, split=split, output=output))
     return stats
