@@ -24,7 +24,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -48,16 +48,22 @@ class FitResult:
 
 
 @contextlib.contextmanager
-def _threads(n: int | None):
-    if n is None:
-        yield
-        return
-    old = torch.get_num_threads()
-    torch.set_num_threads(int(n))
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Run the block with ``n`` intra-op torch threads (None: unchanged), then restore.
+
+    Many small tensor operations (the metrics on a few thousand samples, these small networks) run
+    several times slower with a second OpenMP thread on a busy CPU, so callers pin one thread.
+    Kept at the ground layer so that training here and the metrics (``ganreport.metrics.base``
+    re-exports it) share one implementation.
+    """
+    before = torch.get_num_threads()
+    if n is not None and n != before:
+        torch.set_num_threads(max(1, int(n)))
     try:
         yield
     finally:
-        torch.set_num_threads(old)
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
 
 
 @torch.enable_grad()  # trains even when called under no_grad (e.g. from a tracking callback)
@@ -77,7 +83,8 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, rng: torch.Generator
     if (epochs is None) == (steps is None):
         raise ConfigError("fit needs exactly one of epochs (shuffled passes) or steps (batches drawn with replacement)")
     if batch_size < 1 or (epochs is not None and epochs < 1) or (steps is not None and steps < 1):
-        raise ConfigError(f"fit needs batch_size, epochs/steps >= 1, got {batch_size}, {epochs if steps is None else steps}")
+        raise ConfigError(f"fit needs batch_size, epochs/steps >= 1, got {batch_size}, "
+                          f"{epochs if steps is None else steps}")
     if schedule not in SCHEDULES:
         raise ConfigError(f"unknown schedule {schedule!r}; known: {', '.join(SCHEDULES)}")
     if len(x) != len(y) or len(x) == 0:
@@ -105,7 +112,7 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, rng: torch.Generator
     last = float("nan")
     model.train()
     rng_state = torch.random.fork_rng(devices=[]) if dropout_seed is not None else contextlib.nullcontext()
-    with rng_state, _threads(threads), tqdm(total=total, desc=desc, disable=not progress, ncols=100,
+    with rng_state, torch_threads(threads), tqdm(total=total, desc=desc, disable=not progress, ncols=100,
                                              mininterval=2.0) as bar:
         if dropout_seed is not None:
             torch.manual_seed(int(dropout_seed))  # dropout draws from the global generator: seeded and local
@@ -126,4 +133,4 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, rng: torch.Generator
     return FitResult(total, last, time.perf_counter() - t0)
 
 
-__all__ = ["SCHEDULES", "FitResult", "fit"]
+__all__ = ["SCHEDULES", "FitResult", "fit", "torch_threads"]

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +14,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError, DataError
+from ..fit import torch_threads  # noqa: F401 - re-exported: the metrics' thread pinning
 from ..registry import Registry
 from ..results import DIRECTION_TEXT, DIRECTIONS
 
@@ -180,24 +180,6 @@ def check_same_dim(a: torch.Tensor, b: torch.Tensor, what_a: str = "real", what_
 #: Inputs with at most this many real + fake samples are scored on one torch thread (see
 #: :func:`torch_threads`); larger ones use torch's thread setting.
 SINGLE_THREAD_MAX = 6000
-
-
-@contextmanager
-def torch_threads(n: int | None) -> Iterator[None]:
-    """Run the block with ``n`` intra-op torch threads (None: unchanged), then restore.
-
-    The metrics on a few thousand samples are many small tensor operations; on a busy CPU a
-    second OpenMP thread makes them several times slower (threads wait for each other), so
-    :func:`ganreport.metrics.suite.evaluate_samples` runs small sets on one thread.
-    """
-    before = torch.get_num_threads()
-    if n is not None and n != before:
-        torch.set_num_threads(max(1, int(n)))
-    try:
-        yield
-    finally:
-        if torch.get_num_threads() != before:
-            torch.set_num_threads(before)
 
 
 def rng_for(seed: int) -> torch.Generator:

@@ -236,13 +236,6 @@ MODES_METRICS = ("fid", "kid", "is", "precision", "recall", "density", "coverage
                  "c2st_1nn", "c2st_net", "ddm")
 
 
-def _split_test(real, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    g = torch.Generator().manual_seed(int(seed))
-    perm = torch.randperm(len(real.test), generator=g)
-    h = min(int(n), len(real.test) // 2)
-    return perm[:h], perm[h:2 * h]
-
-
 def ladder_on(real, n: int, seed: int = 0, ladder: dict[str, Sequence[float]] | None = None,
               metrics: Sequence[str] = LADDER_METRICS, options: dict | None = None, progress: bool = False,
               levels: int | None = None):
@@ -251,9 +244,9 @@ def ladder_on(real, n: int, seed: int = 0, ladder: dict[str, Sequence[float]] | 
     thins the ladder with :func:`thin_ladder`."""
     if levels is not None:
         ladder = thin_ladder(int(levels), ladder)
-    from .suite import FAST_OPTIONS, evaluate_samples
+    from .suite import FAST_OPTIONS, evaluate_samples, reference_split
 
-    b, a = _split_test(real, n, seed)
+    b, a = reference_split(len(real.test), min(int(n), len(real.test) // 2), seed)  # corrupted set, reference
     ref_feats = {k: v[a] for k, v in real.test_feats.items()}
 
     def score(images: torch.Tensor, feats: dict[str, torch.Tensor] | None) -> dict[str, Result]:

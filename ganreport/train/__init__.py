@@ -13,10 +13,10 @@ the metric-tracking callbacks.
 The names below are the training API (``train.Trainer``, ``train.sample``, ...).
 """
 
-from .checkpoints import CKPT_GLOB, latest_checkpoint, load_discriminator, load_generator, read_log, sample
+from .checkpoints import CKPT_GLOB, checkpoint_sha256, latest_checkpoint, load_discriminator, load_generator, read_log, sample
 from .run import train_model
 from .tasks import TASKS
 from .trainer import AMP_DTYPES, Callback, TrainConfig, Trainer, TrainResult, pick_device
 
-__all__ = ["AMP_DTYPES", "CKPT_GLOB", "Callback", "TASKS", "TrainConfig", "TrainResult", "Trainer", "latest_checkpoint",
-           "load_discriminator", "load_generator", "pick_device", "read_log", "sample", "train_model"]
+__all__ = ["AMP_DTYPES", "CKPT_GLOB", "Callback", "TASKS", "TrainConfig", "TrainResult", "Trainer", "checkpoint_sha256",
+           "latest_checkpoint", "load_discriminator", "load_generator", "pick_device", "read_log", "sample", "train_model"]

@@ -34,6 +34,13 @@ def latest_checkpoint(out_dir: str | Path) -> Path | None:
     return None
 
 
+def checkpoint_sha256(out_dir: str | Path) -> str | None:
+    """SHA-256 of the newest complete checkpoint of a model folder (None when it has none): names
+    the weights a cached result was computed from."""
+    ck = latest_checkpoint(out_dir)
+    return None if ck is None else io.sha256(ck)
+
+
 def _read_model_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
     """Checkpoint file, or the latest one of a model folder; checks the architecture is known."""
     path = Path(path)

@@ -31,7 +31,7 @@ from ...metrics.base import torch_threads
 from ...models import MODELS, count_params, resolve_kwargs
 from ...models.flops import model_costs
 from ...settings import Profile
-from ...train import Trainer, TrainConfig, latest_checkpoint, load_discriminator, load_generator, pick_device
+from ...train import Trainer, TrainConfig, checkpoint_sha256, load_discriminator, load_generator, pick_device
 from ...train.tracking import DIRECTIONS, UNITS, MetricTracker, read_tracking, tracking_every
 from ..verdict_text import AGREE, DISAGREE, INCONCLUSIVE, _fmt
 from .common import _cached, _key, _write_frame, experiments_dir, settings
@@ -181,12 +181,6 @@ def _cell_training(s: dict[str, Any], cell: Any, dataset: str) -> tuple[dict[str
     return kw, tkey
 
 
-def _checkpoint_sha(model_dir: Path) -> str | None:
-    """SHA-256 of the newest checkpoint of a model folder (None when it has none)."""
-    ck = latest_checkpoint(model_dir)
-    return None if ck is None else io.sha256(ck)
-
-
 def _cell_dir(out_dir: Path, cell: Any, tkey: str) -> Path:
     return out_dir / "grid" / f"{cell.cell}_{tkey[:8]}"  # one folder per training setting: never a stale checkpoint
 
@@ -275,7 +269,7 @@ def capacity_grid(prof: Profile, overrides: dict[str, Any] | None = None, progre
     # keyed on what produced the scores, not only on the settings: the feature extractor's weights and
     # each cell's checkpoint (a retrained cell or classifier is scored again, never read from disk)
     producers = {"extractor": tracker.extractor.key,
-                 "checkpoints": {c.cell: _checkpoint_sha(_cell_dir(out_dir, c, _cell_training(s, c, dataset)[1]))
+                 "checkpoints": {c.cell: checkpoint_sha256(_cell_dir(out_dir, c, _cell_training(s, c, dataset)[1]))
                                  for c in plan.itertuples(index=False)}}
     key = _key({"grid": s, "dataset": dataset, "data_seed": data_seed, "quantitative": quant, "producers": producers,
                 "version": 4})
@@ -288,7 +282,8 @@ def capacity_grid(prof: Profile, overrides: dict[str, Any] | None = None, progre
                mininterval=2.0)
     with torch_threads(threads):
         for cell in bar:
-            rows.append(_score_cell(prof, s, cell, out_dir, train_data, tracker, device, quant, force, bar))
+            rows.append(_score_cell(prof, s, cell, out_dir, train_data, tracker, device, producers, quant, force,
+                                    bar))
     df = pd.DataFrame(rows)
     _write_frame(path, df, key, {"settings": s, "dataset": dataset})
     return df
@@ -307,8 +302,9 @@ def load_capacity_grid(prof: Profile, root: Path | None = None) -> pd.DataFrame:
 
 
 def _score_cell(prof: Profile, s: dict[str, Any], cell: Any, out_dir: Path, train_data: Any, tracker: MetricTracker,
-                device: torch.device, quant: dict[str, Any], force: bool, bar: Any) -> dict[str, Any]:
-    """Score one trained grid cell (its FLOPs from ``train.json``); cached in ``<cell>/cell.json``."""
+                device: torch.device, producers: dict[str, Any], quant: dict[str, Any], force: bool, bar: Any) -> dict[str, Any]:
+    """Score one trained grid cell (its FLOPs from ``train.json``); cached in ``<cell>/cell.json``,
+    keyed on the cell's checkpoint and the extractor's weights (``producers``)."""
     model, shape = s["model"], tuple(train_data.shape)
     steps, bs = int(s["steps"]), int(s["batch_size"])
     kw, tkey = _cell_training(s, cell, prof.dataset)
@@ -320,7 +316,7 @@ def _score_cell(prof: Profile, s: dict[str, Any], cell: Any, out_dir: Path, trai
     trained = trained["row"]
     summary = cell_dir / "cell.json"
     ckey = _key({"train": tkey, "n_eval": s["n_eval"], "quantitative": quant, "track_points": s["track_points"],
-                 "checkpoint": _checkpoint_sha(cell_dir), "extractor": tracker.extractor.key, "version": 4})
+                 "checkpoint": producers["checkpoints"][cell.cell], "extractor": producers["extractor"], "version": 4})
     if not force and (blob := io.read_keyed(summary, ckey)) is not None:
         return blob["row"]
     t0 = time.perf_counter()

@@ -30,7 +30,7 @@ from ...interpret.lime import feature_masks, lime
 from ...interpret.measures import concentration
 from ...metrics.base import torch_threads
 from ...settings import Profile
-from ...train import latest_checkpoint, load_discriminator
+from ...train import checkpoint_sha256, load_discriminator
 from ..verdict_text import AGREE, DISAGREE, INCONCLUSIVE, WEAK_RHO, _fmt, _rho
 from .capacity import capacity_grid, load_capacity_grid
 from .common import _cached, _key, _write_frame, experiments_dir, settings
@@ -129,7 +129,7 @@ def lime_across_critics(prof: Profile, grid: pd.DataFrame | None = None, overrid
     out_dir = experiments_dir(profile, root)
     path = out_dir / "lime_across_critics.csv"
     cells = grid[["cell", "g_width", "d_width", "ratio", "d_params", "model_dir"]].copy()
-    critics = {r.cell: (None if (ck := latest_checkpoint(r.model_dir)) is None else io.sha256(ck))
+    critics = {r.cell: checkpoint_sha256(r.model_dir)
                for r in cells.itertuples(index=False)}  # keyed on the critics' weights, not only the settings
     key = _key({"lime": s, "cells": cells.drop(columns="model_dir").to_dict("list"),
                 "fid": grid["fid"].round(6).tolist() if "fid" in grid else None, "critics": critics, "version": 2})

@@ -97,10 +97,7 @@ def _aug_plan(prof: Profile, sizes: list[int] | None, seeds: list[int] | None) -
                 seeds=[int(v) for v in (seeds if seeds is not None else s["aug_seeds"])],
                 steps=int(s["aug_steps"]), batch=int(s["aug_batch"]), lr=float(s["aug_lr"]),
                 cap=int(s["aug_max_generated"]), seed=int(s["seed"]))
-    ckpts = {}
-    for model in ("modnet", "dcgan"):
-        ck = train.latest_checkpoint(config.model_dir(prof.profile, model, prof.dataset))
-        ckpts[model] = io.sha256(ck) if ck is not None else None
+    ckpts = {m: train.checkpoint_sha256(config.model_dir(prof.profile, m, prof.dataset)) for m in ("modnet", "dcgan")}
     return plan, dict(plan, checkpoints=ckpts, version=1)
 
 

@@ -147,23 +147,19 @@ def plot_tradeoff(df: pd.DataFrame):
     a.plot(lam, df["fool_close_rate_frozen"], "^:", label="fooled & close (frozen)")
     a.plot(lam, df["ssim"], "d-.", color="0.4", label="mean SSIM(x, x')")
     a.set_xscale("log")
-    a.set_xlabel("λ (weight of the L1 term)")
-    a.set_ylabel("share / SSIM")
-    a.set_ylim(-0.02, 1.02)
-    a.grid(alpha=0.3)
-    a.legend(fontsize=7)
-    a.set_title("class change vs closeness as λ grows", fontsize=9)
     b.plot(df["l2"], df["fool_rate_frozen"], "o-", label="frozen classifier")
     b.plot(df["l2"], df["fool_rate_transfer"], "s--", label="transfer classifier")
     for _, r in df.iterrows():
         b.annotate(f"λ={r['lambda']:g}", (r["l2"], r["fool_rate_frozen"]), fontsize=7, xytext=(3, 3),
                    textcoords="offset points")
-    b.set_xlabel("mean L2 change ‖x' − x‖₂ ([0,1] intensity units)")
-    b.set_ylabel("fooling rate")
-    b.set_ylim(-0.02, 1.02)
-    b.grid(alpha=0.3)
-    b.legend(fontsize=7)
-    b.set_title("fooling rate vs size of the change", fontsize=9)
+    for ax, xlabel, ylabel, title in (
+            (a, "λ (weight of the L1 term)", "share / SSIM", "class change vs closeness as λ grows"),
+            (b, "mean L2 change ‖x' − x‖₂ ([0,1] intensity units)", "fooling rate",
+             "fooling rate vs size of the change")):
+        ax.set(xlabel=xlabel, ylabel=ylabel, ylim=(-0.02, 1.02))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+        ax.set_title(title, fontsize=9)
     fig.suptitle(f"ModNet λ trade-off (fine-tuned {int(df['steps'].iloc[0])} steps per λ)", fontsize=10)
     fig.tight_layout()
     return fig
